@@ -1,0 +1,5 @@
+#include <parasol/version.hpp>
+
+namespace parasol {
+const char* version() { return PARASOL_VERSION; }
+}  // namespace parasol
