@@ -69,12 +69,19 @@ void set_attr(File& file, const std::string& object, const std::string& name,
               const std::string& value);
 void set_attr(File& file, const std::string& object, const std::string& name,
               const std::vector<double>& value);
+void set_attr(File& file, const std::string& object, const std::string& name,
+              const std::vector<std::int64_t>& value);
 bool has_attr(const File& file, const std::string& object, const std::string& name);
 double attr_double(const File& file, const std::string& object, const std::string& name);
 std::int64_t attr_int(const File& file, const std::string& object, const std::string& name);
 std::string attr_string(const File& file, const std::string& object, const std::string& name);
 std::vector<double> attr_doubles(const File& file, const std::string& object,
                                  const std::string& name);
+std::vector<std::int64_t> attr_int64s(const File& file, const std::string& object,
+                                      const std::string& name);
+
+// Creates a group (and any missing parents); a no-op when it exists.
+void create_group(File& file, const std::string& path);
 
 // An extendible 1-D float64 dataset that grows by one entry per append (history columns).
 void create_series(File& file, const std::string& path);
