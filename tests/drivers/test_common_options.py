@@ -35,7 +35,7 @@ class CommonOptions(unittest.TestCase):
                 self.assertEqual(p.returncode, 0, p.stderr)
                 for option in ["-data", "-output", "-seed", "-max_it", "-tol", "-checkpoint",
                                "-checkpoint_every", "-restart", "-monitor"]:
-                    self.assertIn(option + " <", p.stdout, f"{driver} -help lacks {option}")
+                    self.assertRegex(p.stdout, rf"\n\s+{option}:? <", f"{driver} -help lacks {option}")
                 self.assertIn(f"parasol-{driver.split('-')[1]}.h5", p.stdout)
 
     def test_unknown_option_fails_on_every_rank_with_suggestion(self):
