@@ -279,7 +279,9 @@ Eigen::MatrixXd bars_fields(const BarsSpec& spec, std::uint64_t seed);  // H x D
 RowMatrix bars_data(const BarsSpec& spec, const Eigen::MatrixXd& W, std::int64_t row_begin,
                     std::int64_t row_end, std::uint64_t seed);
 // Greedy matching of learned to true fields on per-pixel mean absolute error; returns the
-// largest MAE over the matched pairs (learned rows may outnumber true rows).
-double bars_match_error(const Eigen::MatrixXd& learned, const Eigen::MatrixXd& truth);
+// largest MAE over the matched pairs (learned rows may outnumber true rows). With
+// `up_to_sign` a field matches its negative too (tsc: s and -s are equally likely).
+double bars_match_error(const Eigen::MatrixXd& learned, const Eigen::MatrixXd& truth,
+                        bool up_to_sign = false);
 
 }  // namespace parasol::sparsecode
