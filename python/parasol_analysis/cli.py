@@ -79,7 +79,7 @@ def build_parser():
     p.add_argument("--title", help="figure title")
     p.add_argument("--width", type=_positive_float, default=7.0, help="inches (default 7)")
     p.add_argument("--height", type=_positive_float,
-                   help="inches (default 2.4 per field + 0.8)")
+                   help="inches (default 2.5 per field + 1)")
     p.add_argument("--dpi", type=_positive_int, default=100, help="pixels per inch (default 100)")
 
     p = commands.add_parser("fields", help="rows of a matrix as image tiles (PNG)",
@@ -208,8 +208,15 @@ def _warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv=None):
-    warnings.showwarning = _warning
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        # Every warning is about a specific file: show each one, as one line.
+        warnings.simplefilter("always")
+        warnings.showwarning = _warning
+        return _run(args)
+
+
+def _run(args):
     try:
         return COMMANDS[args.command](args)
     except RunFileError as error:

@@ -22,10 +22,10 @@ def plot_history(runs, fields, x_axis, output, log_y=False, width=7.0, height=No
                  dpi=100, title=None, labels=None):
     """One subplot per field, one line per run; returns the PNG size (width, height) in pixels.
 
-    `height` defaults to 2.4 inches per field plus room for the title and x label.
+    `height` defaults to 2.5 inches per field plus 1 inch for the title and x label.
     """
     if height is None:
-        height = 2.4 * len(fields) + 0.8
+        height = 2.5 * len(fields) + 1.0
     if labels is None:
         labels = _unique_labels(runs)
     fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
@@ -64,7 +64,8 @@ def plot_history(runs, fields, x_axis, output, log_y=False, width=7.0, height=No
     if title:
         fig.suptitle(title)
     _save(fig, output, dpi)
-    return int(round(width * dpi)), int(round(height * dpi))
+    # Agg truncates the figure size in pixels (e.g. 7.9999 inches at 100 dpi: 799 rows).
+    return int(width * dpi), int(height * dpi)
 
 
 def _unique_labels(runs):

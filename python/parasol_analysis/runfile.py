@@ -75,8 +75,9 @@ class Run:
     partial:   True for FILE.partial (an unfinished or killed run)
     """
 
-    def __init__(self, path, attrs, columns, history, kind, datasets):
+    def __init__(self, path, attrs, columns, history, kind, datasets, inputs=None):
         self.path = path
+        self.inputs = inputs or {}  # role -> {path, shape, crc32} from /input/<role>
         self.attrs = attrs
         self.columns = columns
         self.history = history
@@ -109,19 +110,31 @@ class Run:
             return 0
         return len(self.history[self.columns[0]])
 
-    @property
-    def iterations(self):
-        value = self.attrs.get("iterations", self.attrs.get("iteration"))
-        if value is None and "iteration" in self.history and self.length:
-            value = int(self.history["iteration"][-1])
+    def _unfinished(self):
+        """A run whose final attributes were never written: RunFile starts a file with
+        iterations = 0 and wall_time = 0, and a run that failed early or was killed
+        keeps them; its /history is the better record."""
+        return self.kind == "run" and self.status in ("running", "failed", None)
+
+    def _from_history(self, attribute, column):
+        value = self.attrs.get(attribute)
+        if column in self.history and self.length and (value is None or self._unfinished()):
+            last = float(self.history[column][-1])
+            if value is None or last > value:
+                value = int(last) if column == "iteration" else last
         return value
 
     @property
+    def iterations(self):
+        """Iterations done: the attribute (`iteration` in a checkpoint), or the last
+        /history iteration when the run did not finish."""
+        if self.kind == "checkpoint":
+            return self.attrs.get("iteration")
+        return self._from_history("iterations", "iteration")
+
+    @property
     def wall_time(self):
-        value = self.attrs.get("wall_time")
-        if value is None and "wall_time" in self.history and self.length:
-            value = float(self.history["wall_time"][-1])
-        return value
+        return self._from_history("wall_time", "wall_time")
 
     def final(self, column):
         """Last value of a history column, or None when the column or the rows are missing."""
@@ -154,15 +167,19 @@ def _history_columns(path, group):
 
 
 def _read_history(path, handle):
+    """/history as (columns, dict column -> 1-D float64 array).
+
+    A run file has a group of 1-D series; a checkpoint has one 2-D dataset (rows x
+    columns) whose `columns` attribute names the columns."""
     if "history" not in handle:
         return [], {}
-    group = handle["history"]
-    if not isinstance(group, h5py.Group):
-        raise RunFileError("%s: /history is not a group" % path)
-    columns = _history_columns(path, group)
+    node = handle["history"]
+    if isinstance(node, h5py.Dataset):
+        return _read_history_table(path, node)
+    columns = _history_columns(path, node)
     history = {}
     for name in columns:
-        dataset = group[name]
+        dataset = node[name]
         if dataset.ndim != 1:
             raise RunFileError("%s: /history/%s has shape %s; history columns are 1-D"
                                % (path, name, dataset.shape))
@@ -179,6 +196,39 @@ def _read_history(path, handle):
                       "complete rows" % (path, sorted(lengths), shortest))
         history = {k: v[:shortest] for k, v in history.items()}
     return columns, history
+
+
+def _read_history_table(path, dataset):
+    if "columns" not in dataset.attrs:
+        raise RunFileError("%s: /history is a table without a columns attribute" % path)
+    columns = as_text_list(dataset.attrs["columns"])
+    if dataset.dtype.kind not in "fiu":
+        raise RunFileError("%s: /history is not numeric (dtype %s)" % (path, dataset.dtype))
+    table = np.asarray(dataset[...], dtype=np.float64)
+    if table.size == 0:
+        table = table.reshape(0, len(columns))
+    if table.ndim != 2 or table.shape[1] != len(columns):
+        raise RunFileError("%s: /history has shape %s but names %d columns"
+                           % (path, table.shape, len(columns)))
+    return columns, {name: table[:, i].copy() for i, name in enumerate(columns)}
+
+
+def _read_inputs(handle):
+    """/input/<role> groups: their attributes (path, shape, crc32) decoded."""
+    inputs = {}
+    group = handle.get("input")
+    if isinstance(group, h5py.Group):
+        for role, node in group.items():
+            values = {}
+            for name, value in node.attrs.items():
+                if name == "path":
+                    values[name] = as_text(value)
+                elif name == "shape":
+                    values[name] = [int(v) for v in np.atleast_1d(value)]
+                else:
+                    values[name] = as_scalar(value)
+            inputs[role] = values
+    return inputs
 
 
 def _list_datasets(handle):
@@ -219,11 +269,12 @@ def read_run(path):
                     attrs[name] = as_text(attrs[name])
             columns, history = _read_history(path, handle)
             datasets = _list_datasets(handle)
+            inputs = _read_inputs(handle)
     except RunFileError:
         raise
     except (OSError, KeyError, RuntimeError, ValueError, TypeError) as error:
         raise RunFileError("%s: corrupt or unreadable (%s)" % (path, _short(error))) from None
-    return Run(path, attrs, columns, history, kind, datasets)
+    return Run(path, attrs, columns, history, kind, datasets, inputs)
 
 
 def read_dataset(path, dataset):

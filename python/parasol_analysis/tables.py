@@ -96,6 +96,12 @@ def show(out, run):
                 out.write("    %s\n" % line)
         else:
             out.write("  %s: %s\n" % (name, text))
+    for role, values in sorted(run.inputs.items()):
+        shape = values.get("shape")
+        out.write("  input %s: %s, shape %s, crc32 %s\n"
+                  % (role, values.get("path", "-"),
+                     "x".join(str(s) for s in shape) if shape is not None else "-",
+                     values.get("crc32", "-")))
     out.write("  history: %d rows, columns %s\n" % (run.length, ", ".join(run.columns) or "none"))
     out.write("  datasets:\n")
     for path, shape, dtype in run.datasets:

@@ -10,18 +10,16 @@
 //
 // Options: -n N (problem size), -crash_at K (SIGKILL during iteration K: a killed run),
 // plus the common ones (-output, -max_it, -tol, -seed, -checkpoint, ...).
-#include <parasol/error.hpp>
+#include <parasol/driver.hpp>
 #include <parasol/h5.hpp>
 #include <parasol/options.hpp>
 #include <parasol/partition.hpp>
-#include <parasol/run_file.hpp>
 #include <parasol/session.hpp>
 #include <parasol/solver.hpp>
 
 #include <csignal>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -133,46 +131,31 @@ class QuadraticDescent : public parasol::IterativeSolver {
 }  // namespace
 
 int main(int argc, char** argv) {
-  parasol::Session session(&argc, &argv,
-                           "make_run_file: gradient descent on a quadratic, for the analysis "
-                           "tests\n");
-  MPI_Comm comm = session.comm();
-  try {
-    std::int64_t n = 0;
-    std::int64_t crash_at = 0;
-    {
-      parasol::OptionReader reader(comm, "", "Toy quadratic");
-      n = reader.integer("n", "Problem size", 10, 5);
-      crash_at = reader.integer("crash_at", "SIGKILL during this iteration (0: never)", 0, 0);
-    }
-    parasol::CommonOptions defaults;
-    defaults.output = "parasol-toy.h5";
-    defaults.max_it = 40;
-    defaults.tol = 1e-6;
-    const parasol::CommonOptions common = parasol::read_common_options(comm, "toy", defaults);
-    std::string why;
-    parasol::check_all(comm, common.IsValid(&why), why);
-    parasol::reject_unknown_options(comm);
-    if (parasol::help_requested()) return 0;
+  // The same path as a family driver: driver_main, common options, solve_and_write.
+  return parasol::driver_main(
+      argc, argv, "make_run_file",
+      "make_run_file: gradient descent on a quadratic, for the analysis tests\n",
+      [](parasol::Session& session) {
+        const MPI_Comm comm = session.comm();
+        std::int64_t n = 0;
+        std::int64_t crash_at = 0;
+        {
+          parasol::OptionReader reader(comm, "", "Toy quadratic");
+          n = reader.integer("n", "Problem size", 10, 5);
+          crash_at = reader.integer("crash_at", "SIGKILL during this iteration (0: never)", 0, 0);
+        }
+        parasol::CommonOptions defaults;
+        defaults.output = "parasol-toy.h5";
+        defaults.max_it = 40;
+        defaults.tol = 1e-6;
+        const parasol::CommonOptions common = parasol::read_common_options(comm, "toy", defaults);
+        if (parasol::finish_options(comm)) return 0;
 
-    QuadraticDescent solver(comm, n, common.tol, crash_at);
-    parasol::RunFile run_file(comm, common.output, "toy", solver.method(), common.seed,
-                              solver.history_fields());
-    const std::vector<double> b = solver.all_targets();
-    run_file.describe_input("data", "(built-in quadratic targets b)",
-                            {static_cast<std::uint64_t>(n)},
-                            crc32_of(b.data(), b.size() * sizeof(double)));
-    const parasol::RunSummary summary = parasol::run_solver(solver, common, &run_file);
-    solver.write_solution(run_file.file());
-    run_file.finalize(summary.status, summary.iterations, summary.wall_time, summary.message);
-    if (session.rank() == 0) {
-      std::printf("make_run_file: %s after %lld iterations, output %s\n",
-                  parasol::to_string(summary.status),
-                  static_cast<long long>(summary.iterations), common.output.c_str());
-    }
-    return parasol::exit_code(summary.status);
-  } catch (const parasol::Error& error) {
-    if (session.rank() == 0) std::fprintf(stderr, "make_run_file: error: %s\n", error.what());
-    return 1;
-  }
+        QuadraticDescent solver(comm, n, common.tol, crash_at);
+        const std::vector<double> b = solver.all_targets();
+        const parasol::InputRecord input{"data", "(built-in quadratic targets b)",
+                                         {static_cast<std::uint64_t>(n)},
+                                         crc32_of(b.data(), b.size() * sizeof(double))};
+        return parasol::solve_and_write(comm, solver, common, {input});
+      });
 }

@@ -51,16 +51,18 @@ def write_run(path, history, solver="toy", method="gd", status="converged", nran
 
 
 def write_checkpoint(path, history, family="toy", method="gd", iteration=3):
+    """A checkpoint as write_checkpoint() makes it: /history is one rows x columns table."""
     with h5py.File(path, "w") as f:
+        f.attrs["parasol_version"] = np.bytes_(b"0.1.0")
         f.attrs["family"] = np.bytes_(family.encode())
         f.attrs["method"] = np.bytes_(method.encode())
         f.attrs["nranks"] = np.int64(2)
         f.attrs["iteration"] = np.int64(iteration)
         f.attrs["wall_time"] = np.float64(1.5)
         f.create_dataset("state/x", data=np.arange(4.0))
-        group = f.create_group("history")
-        for name, values in history.items():
-            group.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+        table = np.column_stack([np.asarray(v, dtype=np.float64) for v in history.values()])
+        f.create_dataset("history", data=table)
+        f["history"].attrs["columns"] = np.bytes_(",".join(history).encode())
 
 
 def toy_history(rows=5, extra=("grad_norm",)):
