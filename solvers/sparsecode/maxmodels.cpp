@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 namespace parasol::sparsecode {
 
@@ -58,14 +59,18 @@ class MaxModel : public Model {
     log_norm_ = -0.5 * D_ * (kLog2Pi + std::log(variance_));
     field_norms_ = W_.rowwise().squaredNorm();
     log_prior_ = states.log_prior(log_value_prior(p));
+    cache_.clear();
+    cached_doubles_ = 0.0;
     const double T_rho = std::max(temperature, magnitude_ ? 1.2 : 1.05);
     rho_ = 1.0 / (1.0 - 1.0 / T_rho);
     if (magnitude_) rho_ = std::clamp(rho_, 1.0, 35.0);
     // Powers of W / max|W| stay within the double range for rho up to 35.
     scale_ = std::max(W_.cwiseAbs().maxCoeff(), kWeightFloor);
     const Eigen::ArrayXXd Wn = W_.array() / scale_;
-    powered_ = (Wn.abs().pow(rho_) * Wn.sign()).matrix();
-    if (!magnitude_) powered_ = Wn.pow(rho_).matrix();
+    // Powers through exp/log: Eigen vectorizes those, not pow.
+    const Eigen::ArrayXXd log_abs = Wn.abs().log();
+    powered_ = ((rho_ * log_abs).exp() * Wn.sign()).matrix();
+    damping_ = ((rho_ - 1.0) * log_abs).exp().matrix();  // (|W| / scale)^(rho - 1)
   }
 
   void select_and_loglik(const double* y_ptr, int* candidates, double* loglik) const override {
@@ -88,7 +93,7 @@ class MaxModel : public Model {
     }
     select_top(score, S.Hprime(), candidates);
     if (S.combo_count() == 0) return;
-    Eigen::MatrixXd mean = combo_means(candidates);
+    Eigen::MatrixXd mean = terms(candidates).mean;
     mean.rowwise() -= y.transpose();
     Eigen::Map<Eigen::VectorXd>(loglik + S.combo_begin(), S.combo_count()) =
         (log_norm_ + scale * mean.rowwise().squaredNorm().array()).matrix();
@@ -116,19 +121,18 @@ class MaxModel : public Model {
     }
     if (S.combo_count() == 0) return;
     const auto qc = q.segment(S.combo_begin(), S.combo_count());
-    const Eigen::MatrixXd mean = combo_means(candidates);  // combos x D
+    const CandidateTerms& cached = terms(candidates);
+    const Eigen::MatrixXd& mean = cached.mean;  // combos x D
     const int Hp = S.Hprime();
     Eigen::MatrixXd weight(Hp, D_);  // sum over states of q_k A_{k,j,d}
     if (!magnitude_) {
       // A = s_j (W_jd / Wbar_kd)^(rho-1) factors into W_jd^(rho-1) * Wbar_kd^(1-rho), so
       // the state sum is one GEMM: (q o S)^T (Wbar / scale)^(1-rho).
-      const Eigen::MatrixXd inv_mean_pow = (mean.array() / scale_).pow(1.0 - rho_).matrix();
-      weight.noalias() = (qc.asDiagonal() * S.combo_values()).transpose() * inv_mean_pow;
-      for (int j = 0; j < Hp; ++j)
-        weight.row(j).array() *= (W_.row(candidates[j]).array() / scale_).pow(rho_ - 1.0);
+      weight.noalias() = (qc.asDiagonal() * S.combo_values()).transpose() * cached.inv_mean_pow;
+      for (int j = 0; j < Hp; ++j) weight.row(j).array() *= damping_.row(candidates[j]).array();
     } else {
       weight.setZero();
-      const Eigen::ArrayXXd log_abs_mean = mean.array().abs().log();
+      const Eigen::ArrayXXd& log_abs_mean = cached.log_abs_mean;
       for (int c = 0; c < S.combo_count(); ++c) {
         if (qc(c) < 1e-12) continue;
         for (int j = 0; j < Hp; ++j) {
@@ -179,14 +183,43 @@ class MaxModel : public Model {
   }
 
  private:
+  // What the candidate states of a point need, computed once per candidate set and
+  // iteration: points that share their candidates (common when H' is close to H) share the
+  // costly powers.
+  struct CandidateTerms {
+    Eigen::MatrixXd mean;          // soft-max means, combos x D
+    Eigen::MatrixXd inv_mean_pow;  // mca: (mean / scale)^(1 - rho)
+    Eigen::ArrayXXd log_abs_mean;  // mmca: log |mean|
+  };
+  const CandidateTerms& terms(const int* candidates) const {
+    std::vector<int> key(candidates, candidates + states_->Hprime());
+    auto found = cache_.find(key);
+    if (found != cache_.end()) return found->second;
+    CandidateTerms t;
+    t.mean = combo_means(candidates);
+    if (magnitude_)
+      t.log_abs_mean = t.mean.array().abs().log();
+    else
+      t.inv_mean_pow = ((1.0 - rho_) * (t.mean.array() / scale_).log()).exp().matrix();
+    // Bounded memory: beyond the budget, entries are computed but not kept.
+    const double doubles = 2.0 * t.mean.size();
+    if (cached_doubles_ + doubles > kCacheDoubles) {
+      scratch_ = std::move(t);
+      return scratch_;
+    }
+    cached_doubles_ += doubles;
+    return cache_.emplace(std::move(key), std::move(t)).first->second;
+  }
+
   // Soft-max means of every candidate state: combos x D.
   Eigen::MatrixXd combo_means(const int* candidates) const {
     const StateSet& S = *states_;
     Eigen::MatrixXd Pc(S.Hprime(), D_);
     for (int j = 0; j < S.Hprime(); ++j) Pc.row(j) = powered_.row(candidates[j]);
     const Eigen::ArrayXXd t = (S.combo_values() * Pc).array();
-    if (magnitude_) return (scale_ * t.sign() * t.abs().pow(1.0 / rho_)).matrix();
-    return (scale_ * t.max(0.0).pow(1.0 / rho_)).matrix();
+    const Eigen::ArrayXXd root = (t.abs().log() / rho_).exp();  // |t|^(1/rho), 0 at t = 0
+    if (magnitude_) return (scale_ * t.sign() * root).matrix();
+    return (scale_ * root).matrix();  // t > 0: every active weight is positive
   }
 
   void floor_weights(Eigen::MatrixXd* W) const {
@@ -202,10 +235,14 @@ class MaxModel : public Model {
 
   std::string kind_;
   bool magnitude_;
-  Eigen::MatrixXd W_, powered_;
+  Eigen::MatrixXd W_, powered_, damping_;
   int H_ = 0, D_ = 0;
   double variance_ = 1.0, log_norm_ = 0.0, rho_ = 1.0, scale_ = 1.0;
   Eigen::VectorXd field_norms_, log_prior_;
+  static constexpr double kCacheDoubles = 3e7;  // about 240 MB
+  mutable std::map<std::vector<int>, CandidateTerms> cache_;
+  mutable CandidateTerms scratch_;
+  mutable double cached_doubles_ = 0.0;
 };
 }  // namespace
 
