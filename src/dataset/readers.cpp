@@ -394,7 +394,8 @@ Table read_csv(const std::string& path, const CsvOptions& options) {
 std::string detect_format(const std::string& path) {
   std::vector<unsigned char> bytes = read_file_bytes(path);
   if (looks_like_idx(bytes)) return "idx";
-  if (bytes.size() >= 2 && bytes[0] == 0 && bytes[1] == 0) return "idx";  // let the IDX reader explain
+  // Text never starts with a NUL byte: a binary file goes to the IDX reader, which explains.
+  if (!bytes.empty() && bytes[0] == 0) return "idx";
   // LIBSVM lines contain index:value pairs; CSV lines do not.
   std::size_t end = std::min<std::size_t>(bytes.size(), 1 << 16);
   for (std::size_t i = 0; i < end; ++i) {
