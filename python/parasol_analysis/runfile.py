@@ -75,9 +75,12 @@ class Run:
     partial:   True for FILE.partial (an unfinished or killed run)
     """
 
-    def __init__(self, path, attrs, columns, history, kind, datasets, inputs=None):
+    def __init__(self, path, attrs, columns, history, kind, datasets, inputs=None,
+                 group_attrs=None):
         self.path = path
         self.inputs = inputs or {}  # role -> {path, shape, crc32} from /input/<role>
+        # other groups' and datasets' attributes: object path -> {name: value}
+        self.group_attrs = group_attrs or {}
         self.attrs = attrs
         self.columns = columns
         self.history = history
@@ -231,6 +234,19 @@ def _read_inputs(handle):
     return inputs
 
 
+def _read_object_attrs(handle):
+    """Attributes of every object below the root except /input/<role> (read separately)."""
+    found = {}
+
+    def visit(name, obj):
+        if name.startswith("input/") or not len(obj.attrs):
+            return
+        found["/" + name] = {key: as_scalar(value) for key, value in obj.attrs.items()}
+
+    handle.visititems(visit)
+    return found
+
+
 def _list_datasets(handle):
     found = []
 
@@ -270,11 +286,12 @@ def read_run(path):
             columns, history = _read_history(path, handle)
             datasets = _list_datasets(handle)
             inputs = _read_inputs(handle)
+            group_attrs = _read_object_attrs(handle)
     except RunFileError:
         raise
     except (OSError, KeyError, RuntimeError, ValueError, TypeError) as error:
         raise RunFileError("%s: corrupt or unreadable (%s)" % (path, _short(error))) from None
-    return Run(path, attrs, columns, history, kind, datasets, inputs)
+    return Run(path, attrs, columns, history, kind, datasets, inputs, group_attrs)
 
 
 def read_dataset(path, dataset):

@@ -103,6 +103,15 @@ def show(out, run):
                      "x".join(str(s) for s in shape) if shape is not None else "-",
                      values.get("crc32", "-")))
     out.write("  history: %d rows, columns %s\n" % (run.length, ", ".join(run.columns) or "none"))
+    for path, values in sorted(run.group_attrs.items()):
+        text = ", ".join("%s=%s" % (k, _attr_text(v)) for k, v in values.items())
+        out.write("  attributes of %s: %s\n" % (path, text))
     out.write("  datasets:\n")
     for path, shape, dtype in run.datasets:
         out.write("    %s %s %s\n" % (path, "x".join(str(s) for s in shape) or "scalar", dtype))
+
+
+def _attr_text(value):
+    if hasattr(value, "tolist"):  # a numeric array attribute
+        return "[" + ", ".join(format_value(v, True) for v in value.tolist()) + "]"
+    return format_value(value, True)

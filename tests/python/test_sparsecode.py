@@ -64,6 +64,15 @@ class SparsecodeRunFile(ToolAssertions, unittest.TestCase):
         for column in self.columns:
             np.testing.assert_array_equal([float(r[column]) for r in rows], self.history[column])
 
+    def test_show_lists_solution_attributes(self):
+        result = run_tool("show", self.run_file)
+        self.assertOk(result)
+        line = [l for l in result.stdout.splitlines() if l.startswith("  attributes of /solution:")]
+        self.assertEqual(len(line), 1, result.stdout)
+        self.assertIn("model=bsc", line[0])
+        self.assertIn("H=%d" % H, line[0])
+        self.assertIn("/solution/W %dx%d float64" % (H, SIDE * SIDE), result.stdout)
+
     def test_plot(self):
         out = os.path.join(self.tmp.name, "history.png")
         fields = ",".join(["objective"] + self.columns[3:5])
