@@ -1,0 +1,630 @@
+// AdaSketch-Newton: one outer iteration per step(). The outer loop works on the problem's
+// distributed PETSc vectors and matrices; the quantities the accuracy condition needs
+// (lambda_min(G G^T), lambda_min of the reduced Hessian, norms) and the sketching itself work
+// on a copy of the KKT matrix gathered to every rank in natural order, for problems small
+// enough (-alsketch_dense_limit); `ksp` solves the distributed KKT matrix with PETSc.
+#include <parasol/alsketch.hpp>
+#include <parasol/error.hpp>
+#include <parasol/h5.hpp>
+
+#include <petscksp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <sstream>
+
+#include "sketch.hpp"
+
+namespace parasol::alsketch {
+namespace {
+
+std::vector<PetscInt> gather_int(MPI_Comm comm, const std::vector<PetscInt>& local) {
+  int size;
+  MPI_Comm_size(comm, &size);
+  int count = static_cast<int>(local.size());
+  std::vector<int> counts(size), displs(size, 0);
+  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  for (int r = 1; r < size; ++r) displs[r] = displs[r - 1] + counts[r - 1];
+  std::vector<PetscInt> all(displs[size - 1] + counts[size - 1]);
+  MPI_Allgatherv(local.data(), count, MPIU_INT, all.data(), counts.data(), displs.data(),
+                 MPIU_INT, comm);
+  return all;
+}
+
+// A distributed matrix copied to every rank, rows and columns in natural order.
+Eigen::MatrixXd gather_matrix(Mat A, const std::vector<PetscInt>& row_natural_local,
+                              const std::vector<PetscInt>& col_natural_all, PetscInt rows,
+                              PetscInt cols) {
+  MPI_Comm comm;
+  PARASOL_PETSC(PetscObjectGetComm(reinterpret_cast<PetscObject>(A), &comm));
+  PetscInt lo, hi;
+  PARASOL_PETSC(MatGetOwnershipRange(A, &lo, &hi));
+  std::vector<double> triplets;  // (row, col, value) as doubles: exact for indices < 2^53
+  for (PetscInt i = lo; i < hi; ++i) {
+    PetscInt ncols;
+    const PetscInt* idx;
+    const PetscScalar* val;
+    PARASOL_PETSC(MatGetRow(A, i, &ncols, &idx, &val));
+    for (PetscInt k = 0; k < ncols; ++k) {
+      triplets.push_back(static_cast<double>(row_natural_local[i - lo]));
+      triplets.push_back(static_cast<double>(col_natural_all[idx[k]]));
+      triplets.push_back(val[k]);
+    }
+    PARASOL_PETSC(MatRestoreRow(A, i, &ncols, &idx, &val));
+  }
+  int size;
+  MPI_Comm_size(comm, &size);
+  int count = static_cast<int>(triplets.size());
+  std::vector<int> counts(size), displs(size, 0);
+  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  for (int r = 1; r < size; ++r) displs[r] = displs[r - 1] + counts[r - 1];
+  std::vector<double> all(displs[size - 1] + counts[size - 1]);
+  MPI_Allgatherv(triplets.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(),
+                 MPI_DOUBLE, comm);
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(rows, cols);
+  for (std::size_t k = 0; k + 2 < all.size(); k += 3)
+    out(static_cast<Eigen::Index>(all[k]), static_cast<Eigen::Index>(all[k + 1])) += all[k + 2];
+  return out;
+}
+
+void scatter_natural(const Eigen::VectorXd& full, Eigen::Index offset, Vec v,
+                     const std::vector<PetscInt>& natural_local) {
+  PetscScalar* a;
+  PARASOL_PETSC(VecGetArray(v, &a));
+  for (std::size_t k = 0; k < natural_local.size(); ++k) a[k] = full[offset + natural_local[k]];
+  PARASOL_PETSC(VecRestoreArray(v, &a));
+}
+
+double norm2(Vec v) {
+  PetscReal r;
+  PARASOL_PETSC(VecNorm(v, NORM_2, &r));
+  return r;
+}
+double dot(Vec a, Vec b) {
+  PetscScalar r;
+  PARASOL_PETSC(VecDot(a, b, &r));
+  return r;
+}
+bool finite(double v) { return std::isfinite(v); }
+
+std::string format(double v) {
+  std::ostringstream s;
+  s.precision(6);
+  s << v;
+  return s.str();
+}
+
+// Shell matrix wrapping Problem::hessian_product at a fixed (x, lambda).
+struct HessianShell {
+  Problem* problem;
+  Vec x, lambda;
+};
+PetscErrorCode hessian_shell_mult(Mat A, Vec v, Vec Hv) {
+  HessianShell* ctx;
+  PetscCall(MatShellGetContext(A, &ctx));
+  PetscCallCXX(ctx->problem->hessian_product(ctx->x, ctx->lambda, v, Hv));
+  return 0;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ registry / options
+const std::vector<SketchInfo>& sketch_registry() {
+  static const std::vector<SketchInfo> sketches = {
+      {"gaussian", "Gaussian sketch-and-project, one random direction per step"},
+      {"kaczmarz", "randomized Kaczmarz, one row per step (uniform or row-norm weighted)"},
+      {"block", "block Gaussian sketch-and-project, -alsketch_block_size directions per step"},
+      {"ksp", "PETSc KSP on the distributed KKT matrix (default: MUMPS LU; options -alsketch_ksp_)"},
+  };
+  return sketches;
+}
+
+bool Options::IsValid(std::string* why) const {
+  auto fail = [&](const std::string& m) {
+    if (why) *why = m;
+    return false;
+  };
+  bool known = false;
+  for (const auto& s : sketch_registry()) known = known || s.name == sketch;
+  if (!known) return fail("-alsketch_sketch: unknown sketch '" + sketch + "'");
+  if (kaczmarz_weights != "uniform" && kaczmarz_weights != "rownorm")
+    return fail("-alsketch_kaczmarz_weights must be uniform or rownorm");
+  if (block_size < 1) return fail("-alsketch_block_size must be >= 1");
+  if (max_sketch_steps < 1) return fail("-alsketch_max_sketch_steps must be >= 1");
+  if (!(tol > 0)) return fail("-tol must be > 0");
+  if (!(eta1 > 0) || !(eta2 > 0)) return fail("-alsketch_eta1 and -alsketch_eta2 must be > 0");
+  if (!(delta > 0) || !(delta_min > 0)) return fail("-alsketch_delta(_min) must be > 0");
+  if (!(xi_B > 0)) return fail("-alsketch_xi_B must be > 0");
+  if (!(beta > 0 && beta < 0.5)) return fail("-alsketch_beta must be in (0, 0.5)");
+  if (!(nu > 1)) return fail("-alsketch_nu must be > 1");
+  if (!(backtrack > 0 && backtrack < 1)) return fail("-alsketch_backtrack must be in (0, 1)");
+  if (max_backtracks < 1) return fail("-alsketch_max_backtracks must be >= 1");
+  if (!(psi_factor > 0)) return fail("-alsketch_psi_factor must be > 0");
+  if (!(jacobian_eig_min >= 0)) return fail("-alsketch_jacobian_eig_min must be >= 0");
+  if (dense_limit < 1) return fail("-alsketch_dense_limit must be >= 1");
+  return true;
+}
+
+std::string Summary::BriefReport() const {
+  std::ostringstream s;
+  s << "alsketch: " << to_string(status) << " after " << iterations
+    << " iterations, objective " << objective << ", KKT residual " << kkt_residual
+    << ", sketch steps " << sketch_steps << ", penalty adaptations " << penalty_adaptations
+    << ", backtracks " << backtracks;
+  if (!message.empty()) s << " (" << message << ")";
+  return s.str();
+}
+
+// ------------------------------------------------------------------ the solver
+struct Solver::Impl {
+  Problem& problem;
+  MPI_Comm comm;
+  PetscInt n = 0, m = 0;
+  std::vector<PetscInt> x_natural, c_natural;          // natural index of each local entry
+  std::vector<PetscInt> x_natural_all, c_natural_all;  // by PETSc global index
+  Vec g = nullptr, c = nullptr, gradL = nullptr, dx = nullptr, dl = nullptr;
+  Vec xt = nullptr, lt = nullptr, gt = nullptr, ct = nullptr, gradLt = nullptr;
+  Mat J = nullptr, Jt = nullptr, H = nullptr;
+  HessianShell shell{};
+  bool hessian_assembled = true;
+  KSP ksp = nullptr;
+  bool point_valid = false;  // g, c, J, gradL, f hold the values at the current x, lambda
+  double f = 0;
+
+  explicit Impl(Problem& p) : problem(p), comm(p.comm()) {}
+  ~Impl() {
+    for (Vec* v : {&g, &c, &gradL, &dx, &dl, &xt, &lt, &gt, &ct, &gradLt}) VecDestroy(v);
+    for (Mat* A : {&J, &Jt, &H}) MatDestroy(A);
+    KSPDestroy(&ksp);
+  }
+
+  // f, grad f, c, J and grad_x L = grad f + J^T lambda at (x, lambda).
+  double evaluate(Vec x, Vec lambda, Mat Jm, Vec gv, Vec cv, Vec gradLv, Summary& summary) {
+    const double fx = problem.objective(x);
+    ++summary.function_evaluations;
+    problem.gradient(x, gv);
+    problem.constraints(x, cv);
+    problem.jacobian(x, Jm);
+    PARASOL_PETSC(MatMultTransposeAdd(Jm, lambda, gv, gradLv));
+    return fx;
+  }
+
+  static double merit(double fx, Vec lambda, Vec cv, Vec gradLv, double eta1, double eta2) {
+    const double cn = norm2(cv), gn = norm2(gradLv);
+    return fx + dot(lambda, cv) + 0.5 * eta1 * cn * cn + 0.5 * eta2 * gn * gn;
+  }
+
+  void evaluate_hessian(Vec x, Vec lambda) {
+    if (hessian_assembled) {
+      problem.hessian(x, lambda, H);
+    } else {
+      shell.x = x;
+      shell.lambda = lambda;
+      PARASOL_PETSC(MatAssemblyBegin(H, MAT_FINAL_ASSEMBLY));
+      PARASOL_PETSC(MatAssemblyEnd(H, MAT_FINAL_ASSEMBLY));
+    }
+  }
+
+  Eigen::MatrixXd dense_hessian() {
+    if (hessian_assembled) return gather_matrix(H, x_natural, x_natural_all, n, n);
+    // Product only: probe with unit vectors (small problems only).
+    Eigen::MatrixXd out(n, n);
+    Vec e, He;
+    PARASOL_PETSC(VecDuplicate(g, &e));
+    PARASOL_PETSC(VecDuplicate(g, &He));
+    std::vector<PetscInt> petsc_of_natural(n);
+    for (PetscInt k = 0; k < n; ++k) petsc_of_natural[x_natural_all[k]] = k;
+    for (PetscInt j = 0; j < n; ++j) {
+      PARASOL_PETSC(VecSet(e, 0));
+      PARASOL_PETSC(VecSetValue(e, petsc_of_natural[j], 1.0, INSERT_VALUES));
+      PARASOL_PETSC(VecAssemblyBegin(e));
+      PARASOL_PETSC(VecAssemblyEnd(e));
+      PARASOL_PETSC(MatMult(H, e, He));
+      out.col(j) = gather_natural(He, x_natural);
+    }
+    VecDestroy(&e);
+    VecDestroy(&He);
+    return 0.5 * (out + out.transpose());
+  }
+
+  // The KSP of the `ksp` sketch, set up (options read) before the first solve.
+  void create_ksp(const Options& options) {
+    PARASOL_PETSC(KSPCreate(comm, &ksp));
+    PARASOL_PETSC(KSPSetOptionsPrefix(ksp, options.ksp_prefix.c_str()));
+    PARASOL_PETSC(KSPSetType(ksp, KSPPREONLY));
+    PC pc;
+    PARASOL_PETSC(KSPGetPC(ksp, &pc));
+    if (hessian_assembled) {
+      PARASOL_PETSC(PCSetType(pc, PCLU));
+      PARASOL_PETSC(PCFactorSetMatSolverType(pc, MATSOLVERMUMPS));
+    } else {
+      PARASOL_PETSC(KSPSetType(ksp, KSPMINRES));
+      PARASOL_PETSC(PCSetType(pc, PCNONE));
+    }
+    PARASOL_PETSC(KSPSetFromOptions(ksp));
+  }
+
+  // Solves [B J^T; J 0] z = b with PETSc KSP (B = H + shift I); z = (dx, dl) in place,
+  // used as the initial guess when `continue_from_z`.
+  void ksp_solve(double shift, double rtol, bool continue_from_z) {
+    Mat B = nullptr, JT = nullptr, nest = nullptr, K = nullptr;
+    if (hessian_assembled) {
+      PARASOL_PETSC(MatDuplicate(H, MAT_COPY_VALUES, &B));
+      if (shift != 0) PARASOL_PETSC(MatShift(B, shift));
+    } else {
+      B = H;
+      PARASOL_PETSC(PetscObjectReference(reinterpret_cast<PetscObject>(H)));
+      if (shift != 0)
+        throw Error("alsketch: the ksp sketch needs an assembled Hessian when the reduced "
+                    "Hessian must be shifted");
+    }
+    PARASOL_PETSC(MatTranspose(J, MAT_INITIAL_MATRIX, &JT));
+    Mat blocks[4] = {B, JT, J, nullptr};
+    PARASOL_PETSC(MatCreateNest(comm, 2, nullptr, 2, nullptr, blocks, &nest));
+    if (hessian_assembled) {
+      PARASOL_PETSC(MatConvert(nest, MATAIJ, MAT_INITIAL_MATRIX, &K));
+    } else {
+      K = nest;
+      PARASOL_PETSC(PetscObjectReference(reinterpret_cast<PetscObject>(nest)));
+    }
+    IS rows[2];
+    PARASOL_PETSC(MatNestGetISs(nest, rows, nullptr));
+    Vec zv, bv, part;
+    PARASOL_PETSC(MatCreateVecs(K, &zv, &bv));
+    auto copy_in = [&](Vec whole, IS is, Vec from, double scale) {
+      PARASOL_PETSC(VecGetSubVector(whole, is, &part));
+      PARASOL_PETSC(VecAXPBY(part, scale, 0.0, from));
+      PARASOL_PETSC(VecRestoreSubVector(whole, is, &part));
+    };
+    copy_in(bv, rows[0], gradL, -1.0);
+    copy_in(bv, rows[1], c, -1.0);
+    if (continue_from_z) {
+      copy_in(zv, rows[0], dx, 1.0);
+      copy_in(zv, rows[1], dl, 1.0);
+    }
+    PARASOL_PETSC(KSPSetOperators(ksp, K, K));
+    PARASOL_PETSC(KSPSetInitialGuessNonzero(ksp, continue_from_z ? PETSC_TRUE : PETSC_FALSE));
+    PARASOL_PETSC(KSPSetTolerances(ksp, std::max(rtol, 1e-15), 0.0, PETSC_DEFAULT, 100000));
+    PARASOL_PETSC(KSPSolve(ksp, bv, zv));
+    KSPConvergedReason reason;
+    PARASOL_PETSC(KSPGetConvergedReason(ksp, &reason));
+    auto copy_out = [&](IS is, Vec to) {
+      PARASOL_PETSC(VecGetSubVector(zv, is, &part));
+      PARASOL_PETSC(VecCopy(part, to));
+      PARASOL_PETSC(VecRestoreSubVector(zv, is, &part));
+    };
+    copy_out(rows[0], dx);
+    copy_out(rows[1], dl);
+    VecDestroy(&zv);
+    VecDestroy(&bv);
+    MatDestroy(&K);
+    MatDestroy(&nest);
+    MatDestroy(&JT);
+    MatDestroy(&B);
+    if (reason < 0 && reason != KSP_DIVERGED_ITS)
+      throw Error("alsketch: KKT solve with KSP failed: " +
+                  std::string(KSPConvergedReasons[reason]));
+  }
+};
+
+Solver::Solver(Problem& problem, const Options& options)
+    : problem_(problem), options_(options), eta1_(options.eta1), eta2_(options.eta2),
+      delta_(options.delta), impl_(std::make_unique<Impl>(problem)) {
+  std::string why;
+  if (!options.IsValid(&why)) throw Error("alsketch: " + why);
+  Impl& s = *impl_;
+  MPI_Comm comm = problem.comm();
+  const PetscInt nl = problem.local_variables(), ml = problem.local_constraints();
+  PARASOL_PETSC(VecCreateMPI(comm, nl, PETSC_DETERMINE, &x_));
+  PARASOL_PETSC(VecCreateMPI(comm, ml, PETSC_DETERMINE, &lambda_));
+  PARASOL_PETSC(VecGetSize(x_, &s.n));
+  PARASOL_PETSC(VecGetSize(lambda_, &s.m));
+  for (Vec* v : {&s.g, &s.gradL, &s.dx, &s.xt, &s.gt, &s.gradLt}) PARASOL_PETSC(VecDuplicate(x_, v));
+  for (Vec* v : {&s.c, &s.dl, &s.lt, &s.ct}) PARASOL_PETSC(VecDuplicate(lambda_, v));
+  s.x_natural = problem.natural_variable_indices();
+  s.c_natural = problem.natural_constraint_indices();
+  check_all(comm,
+            static_cast<PetscInt>(s.x_natural.size()) == nl &&
+                static_cast<PetscInt>(s.c_natural.size()) == ml,
+            "alsketch: problem '" + problem.name() +
+                "': natural index lists do not match the local sizes");
+  s.x_natural_all = gather_int(comm, s.x_natural);
+  s.c_natural_all = gather_int(comm, s.c_natural);
+  s.J = problem.create_jacobian();
+  s.Jt = problem.create_jacobian();
+  s.H = problem.create_hessian();
+  if (!s.H) {
+    s.hessian_assembled = false;
+    s.shell.problem = &problem;
+    PARASOL_PETSC(MatCreateShell(comm, nl, nl, s.n, s.n, &s.shell, &s.H));
+    PARASOL_PETSC(MatShellSetOperation(s.H, MATOP_MULT,
+                                       reinterpret_cast<void (*)(void)>(hessian_shell_mult)));
+  }
+  const bool dense = options.sketch != "ksp";
+  if (dense && s.n + s.m > options.dense_limit)
+    throw Error("alsketch: problem '" + problem.name() + "' has n + m = " +
+                std::to_string(s.n + s.m) + " > -alsketch_dense_limit " +
+                std::to_string(options.dense_limit) +
+                "; the sketching solvers work on a gathered KKT matrix, use -alsketch_sketch ksp");
+  if (options.sketch == "ksp") s.create_ksp(options);
+  problem.initial_point(x_, lambda_);
+}
+
+Solver::~Solver() {
+  impl_.reset();
+  VecDestroy(&x_);
+  VecDestroy(&lambda_);
+}
+
+std::vector<std::string> Solver::history_fields() const {
+  return {"kkt_residual", "constraint_violation", "step_length", "eta1", "eta2",
+          "sketch_iterations"};
+}
+
+StepReport Solver::step(std::int64_t iteration) {
+  Impl& s = *impl_;
+  const Options& o = options_;
+  StepReport report;
+  auto end = [&](Status status, const std::string& message, double step_length,
+                 std::int64_t sketch_steps) {
+    report.status = status;
+    report.message = message;
+    report.objective = summary_.objective;
+    report.fields = {summary_.kkt_residual, summary_.constraint_violation, step_length, eta1_,
+                     eta2_, static_cast<double>(sketch_steps)};
+    summary_.status = status;
+    summary_.message = message;
+    summary_.iterations = iteration;
+    return report;
+  };
+
+  // 1. The current point.
+  if (!s.point_valid) s.f = s.evaluate(x_, lambda_, s.J, s.g, s.c, s.gradL, summary_);
+  s.point_valid = false;
+  const double gn = norm2(s.gradL), cn = norm2(s.c);
+  const double kkt = std::hypot(gn, cn);
+  summary_.objective = s.f;
+  summary_.kkt_residual = kkt;
+  summary_.constraint_violation = cn;
+  if (!finite(s.f) || !finite(kkt))
+    return end(Status::Failed,
+               "the problem returned non-finite values at iteration " +
+                   std::to_string(iteration) + " (objective " + format(s.f) +
+                   ", KKT residual " + format(kkt) + ")",
+               0, 0);
+  if (kkt <= o.tol) return end(Status::Converged, "KKT residual <= tol", 0, 0);
+
+  // 2. What the accuracy condition needs, from a dense copy (natural order, every rank).
+  s.evaluate_hessian(x_, lambda_);
+  const Eigen::MatrixXd Hd = s.dense_hessian();
+  const Eigen::MatrixXd Gd = gather_matrix(s.J, s.c_natural, s.x_natural_all, s.m, s.n);
+  if (!Hd.allFinite() || !Gd.allFinite())
+    return end(Status::Failed,
+               "the problem returned a non-finite Jacobian or Hessian at iteration " +
+                   std::to_string(iteration),
+               0, 0);
+  const Eigen::Index n = s.n, m = s.m;
+  double xi_G = 1.0, G_norm = 0.0;
+  if (m > 0) {
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Gd * Gd.transpose(),
+                                                       Eigen::EigenvaluesOnly);
+    xi_G = eig.eigenvalues().minCoeff();
+    G_norm = std::sqrt(std::max(0.0, eig.eigenvalues().maxCoeff()));
+    if (!(xi_G >= o.jacobian_eig_min))
+      return end(Status::Failed,
+                 "the constraint Jacobian loses rank at iteration " + std::to_string(iteration) +
+                     ": lambda_min(G G^T) = " + format(xi_G) + " < " +
+                     format(o.jacobian_eig_min) + " (-alsketch_jacobian_eig_min)",
+                 0, 0);
+  }
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> heig(Hd, Eigen::EigenvaluesOnly);
+  const double h_min = heig.eigenvalues().minCoeff(), h_max = heig.eigenvalues().maxCoeff();
+  const double H_norm = std::max(std::abs(h_min), std::abs(h_max));
+  double reduced_min = std::numeric_limits<double>::infinity();
+  if (m < n) {
+    if (m == 0) {
+      reduced_min = h_min;
+    } else {
+      Eigen::HouseholderQR<Eigen::MatrixXd> qr(Gd.transpose());
+      const Eigen::MatrixXd Q = qr.householderQ();
+      const Eigen::MatrixXd Z = Q.rightCols(n - m);
+      Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> reig(Z.transpose() * Hd * Z,
+                                                          Eigen::EigenvaluesOnly);
+      reduced_min = reig.eigenvalues().minCoeff();
+    }
+  }
+  double shift = 0;
+  if (reduced_min < o.reduced_hessian_min) {
+    shift = o.xi_B + H_norm;
+    ++summary_.hessian_modifications;
+  }
+  const double B_norm = std::max(std::abs(h_min + shift), std::abs(h_max + shift));
+  const double psi = o.psi_factor * std::max(B_norm * B_norm, 1.0) /
+                     (std::min(xi_G, 1.0) * std::min(o.xi_B, 1.0));
+  const double upsilon = std::max({G_norm, H_norm, 1.0});
+  auto delta_trial = [&](double e1, double e2) {
+    return (0.5 - o.beta) * e2 / ((1 + e1 + e2) * upsilon * upsilon * psi * psi);
+  };
+  delta_ = std::max(std::min(delta_, delta_trial(eta1_, eta2_)), o.delta_min);
+
+  Eigen::MatrixXd Kd = Eigen::MatrixXd::Zero(n + m, n + m);
+  Kd.topLeftCorner(n, n) = Hd + shift * Eigen::MatrixXd::Identity(n, n);
+  Kd.topRightCorner(n, m) = Gd.transpose();
+  Kd.bottomLeftCorner(m, n) = Gd;
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> keig(Kd, Eigen::EigenvaluesOnly);
+  const double K_norm = keig.eigenvalues().cwiseAbs().maxCoeff();
+  const Eigen::VectorXd gradL_d = gather_natural(s.gradL, s.x_natural);
+  const Eigen::VectorXd c_d = gather_natural(s.c, s.c_natural);
+  Eigen::VectorXd b(n + m);
+  b << -gradL_d, -c_d;
+  const double b_norm = b.norm();
+  const double theta = o.sharpen ? std::min(1.0, kkt) : 1.0;
+  auto target = [&]() { return theta * delta_ * b_norm / (K_norm * psi); };
+
+  // Pieces of grad L_eta^T z = dx.(gradL + eta1 G^T c + eta2 H gradL) + dl.(c + eta2 G gradL),
+  // with H the Hessian of the Lagrangian (not B).
+  const Eigen::VectorXd a_gradL = gradL_d, a_Gtc = Gd.transpose() * c_d, a_HgradL = Hd * gradL_d;
+  const Eigen::VectorXd a_GgradL = Gd * gradL_d;
+  auto merit_slope = [&](const Eigen::VectorXd& z) {
+    const auto zx = z.head(n);
+    const auto zl = z.tail(m);
+    return zx.dot(a_gradL) + eta1_ * zx.dot(a_Gtc) + eta2_ * zx.dot(a_HgradL) + zl.dot(c_d) +
+           eta2_ * zl.dot(a_GgradL);
+  };
+
+  // 3. Inexact Newton direction, penalties adapted until it is a descent direction.
+  std::int64_t sketch_steps = 0;
+  Eigen::VectorXd z;
+  std::unique_ptr<detail::DenseSketchSolver> sketcher;
+  const bool use_ksp = o.sketch == "ksp";
+  if (!use_ksp)
+    sketcher = std::make_unique<detail::DenseSketchSolver>(
+        Kd, b, o.sketch, o.seed, static_cast<std::uint64_t>(iteration),
+        o.kaczmarz_weights == "rownorm", o.block_size);
+  bool solved_once = false;
+  double slope = 0;
+  for (;;) {
+    if (use_ksp) {
+      if (!solved_once || (Kd * z - b).norm() > target()) {
+        s.ksp_solve(shift, target() / b_norm, solved_once);
+        ++sketch_steps;
+        Eigen::VectorXd zx = gather_natural(s.dx, s.x_natural), zl = gather_natural(s.dl, s.c_natural);
+        z.resize(n + m);
+        z << zx, zl;
+      }
+    } else {
+      const std::int64_t budget = o.max_sketch_steps - sketcher->steps();
+      if (budget > 0) sketcher->run(target(), budget);
+      z = sketcher->z();
+      sketch_steps = sketcher->steps();
+    }
+    solved_once = true;
+    if (!z.allFinite())
+      return end(Status::Failed, "the KKT solve produced non-finite values", 0, sketch_steps);
+    slope = merit_slope(z);
+    if (slope <= -0.5 * eta2_ * b_norm * b_norm) break;
+    if (eta1_ > o.eta1_max || eta2_ < o.eta2_min) break;  // safeguard: accept as it is
+    eta1_ *= o.nu * o.nu;
+    eta2_ /= o.nu;
+    delta_ = std::max(std::min(delta_ / std::pow(o.nu, 4), delta_trial(eta1_, eta2_)), o.delta_min);
+    ++summary_.penalty_adaptations;
+  }
+  summary_.sketch_steps += sketch_steps;
+  last_sketch_.steps = sketch_steps;
+  last_sketch_.residual = (Kd * z - b).norm();
+  last_sketch_.rhs_norm = b_norm;
+  last_sketch_.target = target();
+  last_sketch_.accuracy_met = last_sketch_.residual <= last_sketch_.target;
+  if (!use_ksp) {
+    scatter_natural(z, 0, s.dx, s.x_natural);
+    scatter_natural(z, n, s.dl, s.c_natural);
+  }
+
+  // 4. Armijo backtracking on the exact augmented Lagrangian.
+  const double merit0 = Impl::merit(s.f, lambda_, s.c, s.gradL, eta1_, eta2_);
+  double alpha = 1.0;
+  bool accepted = false;
+  double ft = 0;
+  for (int trial = 0; trial <= o.max_backtracks; ++trial) {
+    PARASOL_PETSC(VecWAXPY(s.xt, alpha, s.dx, x_));
+    PARASOL_PETSC(VecWAXPY(s.lt, alpha, s.dl, lambda_));
+    ft = s.evaluate(s.xt, s.lt, s.Jt, s.gt, s.ct, s.gradLt, summary_);
+    const double merit_t = Impl::merit(ft, s.lt, s.ct, s.gradLt, eta1_, eta2_);
+    if (finite(merit_t) && merit_t <= merit0 + alpha * o.beta * slope) {
+      accepted = true;
+      break;
+    }
+    alpha *= o.backtrack;
+    ++summary_.backtracks;
+  }
+  if (!accepted)
+    return end(Status::Failed,
+               "line search: no sufficient decrease of the augmented Lagrangian after " +
+                   std::to_string(o.max_backtracks) + " backtracks (slope " + format(slope) + ")",
+               0, sketch_steps);
+  PARASOL_PETSC(VecCopy(s.xt, x_));
+  PARASOL_PETSC(VecCopy(s.lt, lambda_));
+  std::swap(s.g, s.gt);
+  std::swap(s.c, s.ct);
+  std::swap(s.gradL, s.gradLt);
+  std::swap(s.J, s.Jt);
+  s.f = ft;
+  s.point_valid = true;
+  const double new_cn = norm2(s.c);
+  summary_.objective = ft;
+  summary_.kkt_residual = std::hypot(norm2(s.gradL), new_cn);
+  summary_.constraint_violation = new_cn;
+  if (!finite(summary_.kkt_residual) || !finite(ft))
+    return end(Status::Diverged, "non-finite values after the step", alpha, sketch_steps);
+  if (summary_.kkt_residual <= o.tol)
+    return end(Status::Converged, "KKT residual <= tol", alpha, sketch_steps);
+  return end(Status::Running, "", alpha, sketch_steps);
+}
+
+// ------------------------------------------------------------------ state and output
+void Solver::save_state(h5::File& file, const std::string& group) const {
+  const Impl& s = *impl_;
+  Eigen::VectorXd x = gather_natural(x_, s.x_natural);
+  h5::write(file, group + "/x", std::vector<double>(x.data(), x.data() + s.n),
+            {static_cast<std::uint64_t>(s.n)});
+  Eigen::VectorXd l = gather_natural(lambda_, s.c_natural);
+  h5::write(file, group + "/lambda", std::vector<double>(l.data(), l.data() + s.m),
+            {static_cast<std::uint64_t>(s.m)});
+  h5::write(file, group + "/parameters",
+            std::vector<double>{eta1_, eta2_, delta_, static_cast<double>(summary_.sketch_steps),
+                                static_cast<double>(summary_.penalty_adaptations),
+                                static_cast<double>(summary_.backtracks),
+                                static_cast<double>(summary_.function_evaluations),
+                                static_cast<double>(summary_.hessian_modifications)},
+            {8});
+}
+
+void Solver::load_state(const h5::File& file, const std::string& group) {
+  Impl& s = *impl_;
+  std::vector<double> x = h5::read_doubles(file, group + "/x");
+  std::vector<double> l = h5::read_doubles(file, group + "/lambda");
+  std::vector<double> p = h5::read_doubles(file, group + "/parameters");
+  check_all(s.comm,
+            static_cast<PetscInt>(x.size()) == s.n && static_cast<PetscInt>(l.size()) == s.m &&
+                p.size() == 8,
+            "alsketch: checkpoint " + file.path() + " does not match problem '" +
+                problem_.name() + "' (sizes of x, lambda or parameters)");
+  scatter_natural(Eigen::Map<Eigen::VectorXd>(x.data(), s.n), 0, x_, s.x_natural);
+  scatter_natural(Eigen::Map<Eigen::VectorXd>(l.data(), s.m), 0, lambda_, s.c_natural);
+  eta1_ = p[0], eta2_ = p[1], delta_ = p[2];
+  summary_.sketch_steps = static_cast<std::int64_t>(p[3]);
+  summary_.penalty_adaptations = static_cast<std::int64_t>(p[4]);
+  summary_.backtracks = static_cast<std::int64_t>(p[5]);
+  summary_.function_evaluations = static_cast<std::int64_t>(p[6]);
+  summary_.hessian_modifications = static_cast<std::int64_t>(p[7]);
+  s.point_valid = false;
+}
+
+void Solver::write_solution(h5::File& file) const {
+  const Impl& s = *impl_;
+  Eigen::VectorXd x = gather_natural(x_, s.x_natural), l = gather_natural(lambda_, s.c_natural);
+  h5::write(file, "solution/x", std::vector<double>(x.data(), x.data() + s.n),
+            {static_cast<std::uint64_t>(s.n)});
+  h5::write(file, "solution/lambda", std::vector<double>(l.data(), l.data() + s.m),
+            {static_cast<std::uint64_t>(s.m)});
+  h5::set_attr(file, "solution", "problem", problem_.name());
+  h5::set_attr(file, "solution", "objective", summary_.objective);
+  h5::set_attr(file, "solution", "kkt_residual", summary_.kkt_residual);
+}
+
+Summary Solve(Problem& problem, const Options& options, std::int64_t max_iterations) {
+  Solver solver(problem, options);
+  CommonOptions common;
+  common.max_it = max_iterations;
+  common.tol = options.tol;
+  RunSummary run = run_solver(solver, common, nullptr);
+  Summary summary = solver.summary();
+  summary.status = run.status;
+  summary.iterations = run.iterations;
+  if (!run.message.empty()) summary.message = run.message;
+  return summary;
+}
+
+}  // namespace parasol::alsketch
