@@ -1,4 +1,4 @@
-// parasol-sparsecode: probabilistic sparse coding (BSC, MCA, MMCA, TSC, DSC) learned with
+// parasol-sparsecode: probabilistic sparse coding (BSC, MCA, MMCA, TSC, DSC, GSC) learned with
 // expectation truncation, data-parallel over MPI. Without -data it runs the bars demo:
 // bars data generated in-process from -seed, learned, and scored against the true bars.
 #include <parasol/dataset.hpp>
@@ -38,7 +38,7 @@ DriverOptions read_options(MPI_Comm comm, const parasol::CommonOptions& common) 
   o.model.gamma = static_cast<int>(
       r.integer("gamma", "Most active units in a candidate state (gamma <= H')", 5, 1, 100000));
   o.model.values = r.reals("values", "dsc: latent value set (must contain 0)", {0, 1, 2});
-  o.model.noise = r.choice("noise", "Noise model (scalar only for these models)",
+  o.model.noise = r.choice("noise", "gsc: noise covariance sigma^2 I or diag(sigma_d^2)",
                            {"scalar", "diagonal"}, "scalar");
   o.model.temperature =
       sc::Schedule::parse(r.string("anneal_T", "Temperature schedule (beta = 1/T)", "0:2,0.7:1"),
@@ -62,8 +62,8 @@ DriverOptions read_options(MPI_Comm comm, const parasol::CommonOptions& common) 
   o.model.max_it = common.max_it;
   o.model.seed = static_cast<std::uint64_t>(common.seed);
   o.model.tol = common.tol;
-  if (o.model.noise != "scalar")
-    throw parasol::Error("-noise diagonal is only available for gsc, which -model does not offer");
+  if (o.model.noise != "scalar" && o.model.model != "gsc")
+    throw parasol::Error("-noise diagonal is only available for -model gsc");
   std::string why;
   if (!o.model.IsValid(&why)) throw parasol::Error(why);
   return o;
@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
         sc::write_inference(run.file(), "inference", inf, o.model.H, o.infer_topk);
       }
       if (true_W.size() > 0) {
-        match_error = sc::bars_match_error(solver.parameters().W, true_W, o.model.model == "tsc");
+        match_error = sc::bars_match_error(sc::effective_fields(solver.parameters()), true_W,
+                                           o.model.model == "tsc");
         const parasol::RowMatrix truth = true_W;
         parasol::h5::write(run.file(), "demo/true_W",
                            std::vector<double>(truth.data(), truth.data() + truth.size()),

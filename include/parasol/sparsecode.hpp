@@ -150,6 +150,9 @@ struct DataMoments {
 };
 DataMoments data_moments(MPI_Comm comm, const RowMatrix& Y_local);
 
+// The fields in data units: W_h mu_h for gsc (W and the slab mean share a scale), else W.
+Eigen::MatrixXd effective_fields(const Parameters& p);
+
 // The plug-in model interface. One instance per rank; prepare() is called with the
 // current parameters before each E-step, so per-point calls can use cached terms.
 class Model {
@@ -162,8 +165,12 @@ class Model {
   virtual Parameters initialize(const DataMoments& moments, int H, std::uint64_t seed) const = 0;
   // Throws Error if `p` is inconsistent with H and D (a restarted state).
   virtual void check(const Parameters& p, int H, std::int64_t D) const;
-  // Log prior of one latent for each value (size V).
+  // Log prior of one latent for each value (size V), shared by all latents.
   virtual Eigen::VectorXd log_value_prior(const Parameters& p) const = 0;
+  // Models whose prior differs between latents (gsc: pi_h) return true and give each
+  // point's state log priors (size K) through point_log_prior() instead.
+  virtual bool prior_depends_on_candidates() const { return false; }
+  virtual void point_log_prior(const int* /*candidates*/, double* /*log_prior*/) const {}
   // Probability that a latent is non-zero (for truncation mass and the history field pi).
   virtual double active_probability(const Parameters& p) const = 0;
   // Noise level reported in the history (scalar summary).
@@ -197,7 +204,8 @@ std::unique_ptr<Model> make_model(const Options& options);
 struct EStep {
   Eigen::Matrix<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> candidates;  // n x H'
   RowMatrix loglik;           // n x K: log p(y_n | s_k)
-  Eigen::VectorXd log_prior;  // K
+  Eigen::VectorXd log_prior;  // K (shared prior)
+  RowMatrix point_log_prior;  // n x K when the prior depends on the candidates, else empty
   Eigen::VectorXd log_joint;  // n: log sum_k p(s_k, y_n) (untempered)
 };
 
@@ -273,7 +281,9 @@ struct BarsSpec {
   std::string model = "bsc";               // "bsc", "tsc", "dsc", "mca", "mmca", "gsc"
   std::vector<double> values = {0, 1, 2};  // dsc value set
   std::vector<double> value_prior = {0.8, 0.15, 0.05};  // dsc prior
-  bool signed_bars = false;                // random bar signs (mmca)
+  bool signed_bars = false;                // random bar signs (tsc, mmca)
+  double slab_mean = 1.0;                  // gsc: z_h ~ N(slab_mean, slab_std^2)
+  double slab_std = 1.0;
 };
 Eigen::MatrixXd bars_fields(const BarsSpec& spec, std::uint64_t seed);  // H x D
 RowMatrix bars_data(const BarsSpec& spec, const Eigen::MatrixXd& W, std::int64_t row_begin,

@@ -49,6 +49,9 @@ RowMatrix bars_data(const BarsSpec& spec, const Eigen::MatrixXd& W, std::int64_t
         s(h) = u < spec.pi ? 1.0 : 0.0;
       }
     }
+    if (spec.model == "gsc")
+      for (Eigen::Index h = 0; h < H; ++h)
+        if (s(h) != 0.0) s(h) *= spec.slab_mean + spec.slab_std * rng.normal();
     if (spec.model == "mca" || spec.model == "mmca") {
       // The cause of largest magnitude wins each pixel (for W >= 0 this is the max).
       y.setZero();
@@ -62,6 +65,11 @@ RowMatrix bars_data(const BarsSpec& spec, const Eigen::MatrixXd& W, std::int64_t
     Y.row(n - row_begin) = y.transpose();
   }
   return Y;
+}
+
+Eigen::MatrixXd effective_fields(const Parameters& p) {
+  if (p.mu.size() == p.W.rows()) return p.mu.asDiagonal() * p.W;
+  return p.W;
 }
 
 double bars_match_error(const Eigen::MatrixXd& learned, const Eigen::MatrixXd& truth,

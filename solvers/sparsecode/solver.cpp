@@ -92,7 +92,7 @@ std::int64_t Schedule::settled_after(std::int64_t max_it) const {
 
 // ----- options and registry ------------------------------------------------------------
 
-std::vector<std::string> model_names() { return {"bsc", "mca", "mmca", "tsc", "dsc"}; }
+std::vector<std::string> model_names() { return {"bsc", "mca", "mmca", "tsc", "dsc", "gsc"}; }
 
 bool Options::IsValid(std::string* why) const {
   auto fail = [&](const std::string& message) {
@@ -129,6 +129,7 @@ bool Options::IsValid(std::string* why) const {
   if (states > 2e6)
     return fail("the truncated state set would have " + std::to_string(states) +
                 " states per data point; lower -Hprime or -gamma");
+  if (model == "gsc" && gamma > 64) return fail("-gamma is limited to 64 for gsc");
   if (noise != "scalar" && noise != "diagonal")
     return fail("-noise must be scalar or diagonal (got " + noise + ")");
   if (max_it < 1) return fail("-max_it must be at least 1");
@@ -157,6 +158,7 @@ std::unique_ptr<Model> make_model(const Options& options) {
       if (v != 0.0) values.push_back(v);
     return make_linear_model("dsc", values);
   }
+  if (options.model == "gsc") return make_gsc_model(options.noise);
   return make_max_model(options.model);
 }
 
@@ -257,10 +259,17 @@ EStep ETSolver::e_step(const RowMatrix& Y) const {
   e.loglik.resize(n, K);
   e.log_joint.resize(n);
   e.log_prior = states_.log_prior(model_->log_value_prior(params_));
+  const bool per_point = model_->prior_depends_on_candidates();
+  if (per_point) e.point_log_prior.resize(n, K);
   Eigen::VectorXd joint(K);
   for (Eigen::Index i = 0; i < n; ++i) {
     model_->select_and_loglik(Y.row(i).data(), e.candidates.row(i).data(), e.loglik.row(i).data());
-    joint = e.loglik.row(i).transpose() + e.log_prior;
+    if (per_point) {
+      model_->point_log_prior(e.candidates.row(i).data(), e.point_log_prior.row(i).data());
+      joint = e.loglik.row(i).transpose() + e.point_log_prior.row(i).transpose();
+    } else {
+      joint = e.loglik.row(i).transpose() + e.log_prior;
+    }
     e.log_joint(i) = log_sum_exp(joint.data(), K);
   }
   return e;
@@ -284,11 +293,18 @@ StepReport ETSolver::step(std::int64_t iteration) {
   Eigen::Matrix<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> candidates(n, states_.Hprime());
   RowMatrix loglik(n, K);
   Eigen::VectorXd log_joint(n);
-  const Eigen::VectorXd log_prior = states_.log_prior(model_->log_value_prior(params_));
+  const Eigen::VectorXd shared_prior = states_.log_prior(model_->log_value_prior(params_));
+  const bool per_point = model_->prior_depends_on_candidates();
+  Eigen::VectorXd log_prior = shared_prior;
+  // The prior of point i's states (a copy only for models with per-latent priors).
+  auto prior_of = [&](Eigen::Index i) -> const Eigen::VectorXd& {
+    if (per_point) model_->point_log_prior(candidates.row(i).data(), log_prior.data());
+    return log_prior;
+  };
   Eigen::VectorXd f(K);
   for (Eigen::Index i = 0; i < n; ++i) {
     model_->select_and_loglik(Y_.row(i).data(), candidates.row(i).data(), loglik.row(i).data());
-    f = loglik.row(i).transpose() + log_prior;
+    f = loglik.row(i).transpose() + prior_of(i);
     log_joint(i) = log_sum_exp(f.data(), K);
   }
 
@@ -306,10 +322,11 @@ StepReport ETSolver::step(std::int64_t iteration) {
   Eigen::VectorXd q(K);
   for (Eigen::Index i = 0; i < n; ++i) {
     if (!kept[i]) continue;
+    const Eigen::VectorXd& prior = prior_of(i);
     if (options_.anneal_prior)
-      f = beta * (loglik.row(i).transpose() + log_prior);
+      f = beta * (loglik.row(i).transpose() + prior);
     else
-      f = beta * loglik.row(i).transpose() + log_prior;
+      f = beta * loglik.row(i).transpose() + prior;
     const double top = f.maxCoeff();
     q = (f.array() - top).exp().matrix();
     q /= q.sum();
@@ -440,7 +457,10 @@ Inference infer(const ETSolver& solver, const RowMatrix& Y, int top_k) {
   std::vector<int> order(K);
   Eigen::VectorXd q(K);
   for (Eigen::Index i = 0; i < n; ++i) {
-    q = (e.loglik.row(i).transpose() + e.log_prior).array() - e.log_joint(i);
+    if (e.point_log_prior.size() > 0)
+      q = (e.loglik.row(i) + e.point_log_prior.row(i)).transpose().array() - e.log_joint(i);
+    else
+      q = (e.loglik.row(i).transpose() + e.log_prior).array() - e.log_joint(i);
     q = q.array().exp().matrix();
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + top_k, order.end(),
