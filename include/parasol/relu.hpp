@@ -59,7 +59,11 @@ struct Options {
   std::int64_t patterns = 64;       // P requested; duplicates removed, so the effective P <= this
   double beta = 1e-4;               // group-lasso weight
   bool bias = false;                // append a ones column to X
-  double rho = 1.0;                 // ADMM penalty
+  double rho = 1.0;                 // ADMM penalty (initial value when adaptive)
+  bool adaptive_rho = true;         // residual balancing every 10 iterations
+  std::int64_t max_rho_changes = 50;
+  double cone_weight = 0.0;         // penalty of G u = s relative to rho; 0: automatic (docs)
+  double loss_weight = 0.0;         // penalty of F u = q relative to rho; 0: 1
   double gamma = 1.0;               // dual step (scaled form); 1 is standard ADMM
   double epsilon = 0.0;             // l_inf radius for "adversarial"
   std::string linear_solver = "auto";

@@ -1,0 +1,619 @@
+// ADMM for the sampled convex ReLU program (Algorithm 1 of Bai, Gautam & Sojoudi) and the
+// variants that share its machinery. docs/relu.md derives every update.
+//
+// Blocks j = 0..K-1 of the pattern variable u (K x d, replicated): for the constrained
+// methods K = 2P, block j < P is v_j and block P + j is w_j (sign sigma_j = -1); for scp
+// K = P (only v). Row-local matrices (n_local x K):
+//   SD(k, j) = sigma_j 1[x_k^T h_pi(j) >= 0]   so  (F u)_k = sum_j SD(k, j) x_k^T u_j,
+//   E (k, j) = 2 1[x_k^T h_pi(j) >= 0] - 1     so  (G u)_{k, j} = E(k, j) x_k^T u_j.
+// Splitting u = v, G u = s (s >= 0) and, for losses other than squared, F u = q (prox of
+// the loss on q), with penalties rho, rho g and rho f on the three splits, the u-update
+// solves A u = b with the matrix
+//   A = I + a F^T F + g (I_K kron X^T X),  a = 1/rho (squared) or f (split), g = 0 for scp.
+// g and f default to 1 / (mean eigenvalue of X^T X, resp. F^T F), which puts the three
+// constraint blocks on the same scale. A changes only when rho does (residual balancing;
+// the split form with PCG never refactors anything larger than d x d).
+#include <parasol/error.hpp>
+#include <parasol/relu.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace parasol::relu {
+
+namespace {
+
+// Sum over ranks with the same bits on every rank (reduce to 0, then broadcast), so that
+// replicated variables never drift apart and control decisions agree everywhere.
+void sum_replicated(MPI_Comm comm, double* data, int count) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0) {
+    MPI_Reduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_SUM, 0, comm);
+  } else {
+    MPI_Reduce(data, nullptr, count, MPI_DOUBLE, MPI_SUM, 0, comm);
+  }
+  MPI_Bcast(data, count, MPI_DOUBLE, 0, comm);
+}
+
+std::int64_t first_row_of(MPI_Comm comm, std::int64_t local_rows) {
+  std::int64_t first = 0;
+  MPI_Exscan(&local_rows, &first, 1, MPI_INT64_T, MPI_SUM, comm);
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  return rank == 0 ? 0 : first;
+}
+
+std::vector<double> flat(const RowMatrix& M) { return std::vector<double>(M.data(), M.data() + M.size()); }
+
+}  // namespace
+
+struct Solver::Impl {
+  MPI_Comm comm;
+  Options options;
+  std::shared_ptr<Loss> loss;
+  bool constrained = true;  // cone constraints G u >= 0 (admm, adversarial)
+  bool split_loss = false;  // loss handled by the split F u = q
+  double rho = 1.0;         // current penalty (adapted by residual balancing)
+  double g = 1.0, f = 1.0;  // relative penalties of the cone and loss splits
+  double a = 1.0;           // coefficient of F^T F in A
+  std::int64_t rho_changes = 0;
+
+  RowMatrix X;               // local training rows, bias column included
+  Eigen::VectorXd y;
+  RowMatrix X_test;          // local test rows, bias column included
+  Eigen::VectorXd y_test;
+  bool has_test = false;
+  std::int64_t n_global = 0, first_row = 0, d = 0, P = 0, K = 0;
+  Patterns patterns;
+  RowMatrix SD, E;           // n_local x K
+  RowMatrix test_on;         // n_test_local x P: test pattern bits (scp's gated model)
+  Eigen::MatrixXd XtX;       // d x d, global
+  RowMatrix Fty;             // K x d, global: F^T y
+  double Fty_norm = 1.0;
+
+  RowMatrix U, V, Lam, coupling;  // K x d, replicated; coupling = G^T(s - nu) + F^T(q - mu)
+  RowMatrix S, Nu;                // n_local x K
+  Eigen::VectorXd q, mu;          // n_local (split loss only)
+
+  std::string linear_solver;
+  Eigen::LLT<Eigen::MatrixXd> dense_factor;  // of A, when dense
+  Eigen::LLT<Eigen::MatrixXd> block_factor;  // of the PCG block preconditioner C (d x d)
+  std::int64_t pcg_iterations = 0;
+  double setup_seconds = 0.0;
+  double last_objective = 0.0, last_cone_violation = 0.0;
+
+  Impl(MPI_Comm comm_, const Options& options_, std::shared_ptr<Loss> loss_)
+      : comm(comm_), options(options_), loss(std::move(loss_)) {}
+
+  void setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local, const RowMatrix& X_test_raw,
+             const Eigen::VectorXd& y_test_local);
+  void factorize();
+  RowMatrix apply_A(const RowMatrix& p) const;  // collective (one reduction)
+  RowMatrix precondition(const RowMatrix& r) const;
+  void solve_u(const RowMatrix& b);
+  RowMatrix F_transpose_rows(const Eigen::VectorXd& r) const;  // local part of F^T r
+  StepReport step(std::int64_t iteration);
+  Eigen::VectorXd fv(const RowMatrix& XV) const { return SD.cwiseProduct(XV).rowwise().sum(); }
+  Eigen::VectorXd network_output(const RowMatrix& XV, const RowMatrix& on) const;
+  void recompute_coupling();
+  double objective_at_v();
+  ConvexModel model() const;
+};
+
+void Solver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local,
+                         const RowMatrix& X_test_raw, const Eigen::VectorXd& y_test_local) {
+  const double start = MPI_Wtime();
+  std::string why;
+  const bool valid = options.IsValid(&why);
+  check_all(comm, valid, "relu: " + why);
+  if (!loss) loss = make_loss(options.loss);
+  check_all(comm, options.method != "adversarial",
+            "relu: -method adversarial is not available in this build");
+  constrained = options.method != "scp";
+  split_loss = loss->name() != "squared";
+  rho = options.rho;
+
+  // Shapes agree over ranks: every rank has the same column count.
+  std::int64_t cols[2] = {X_raw.cols(), -X_raw.cols()};
+  MPI_Allreduce(MPI_IN_PLACE, cols, 2, MPI_INT64_T, MPI_MAX, comm);
+  check_all(comm, cols[0] == -cols[1], "relu: ranks disagree on the number of features");
+  check_all(comm, X_raw.cols() >= 1, "relu: the training data has no features");
+  check_all(comm, y_local.size() == X_raw.rows(),
+            "relu: the training data needs one label per row (/y missing or of the wrong length)");
+  check_all(comm, X_raw.allFinite() && y_local.allFinite(), "relu: the training data has non-finite values");
+  check_labels(comm, *loss, y_local, "relu: training data");
+  std::int64_t local = X_raw.rows();
+  MPI_Allreduce(&local, &n_global, 1, MPI_INT64_T, MPI_SUM, comm);
+  check_all(comm, n_global >= 1, "relu: the training data has no rows");
+  first_row = first_row_of(comm, local);
+
+  std::int64_t test_rows = X_test_raw.rows(), test_global = 0;
+  MPI_Allreduce(&test_rows, &test_global, 1, MPI_INT64_T, MPI_SUM, comm);
+  has_test = test_global > 0;
+  if (has_test) {
+    check_all(comm, X_test_raw.rows() == 0 || X_test_raw.cols() == X_raw.cols(),
+              "relu: the test set has " + std::to_string(X_test_raw.cols()) +
+                  " features but the training set has " + std::to_string(X_raw.cols()));
+    check_all(comm, y_test_local.size() == X_test_raw.rows(),
+              "relu: the test set needs one label per row");
+    check_all(comm, X_test_raw.allFinite() && y_test_local.allFinite(),
+              "relu: the test set has non-finite values");
+    check_labels(comm, *loss, y_test_local, "relu: test set");
+  }
+
+  X = with_bias(X_raw, options.bias);
+  y = y_local;
+  d = X.cols();
+  patterns = sample_patterns(comm, X, options.patterns, options.seed);
+  P = patterns.count();
+  K = constrained ? 2 * P : P;
+  const Eigen::Index n = X.rows();
+  SD.resize(n, K);
+  SD.leftCols(P) = patterns.bits;
+  if (constrained) {
+    SD.rightCols(P) = -patterns.bits;
+    E.resize(n, K);
+    E.leftCols(P) = 2.0 * patterns.bits.array() - 1.0;
+    E.rightCols(P) = E.leftCols(P);
+  }
+  if (has_test) {
+    X_test = with_bias(X_test_raw, options.bias);
+    y_test = y_test_local;
+    if (!constrained) test_on = pattern_bits(X_test, patterns.gates);
+  }
+
+  // Global X^T X and F^T y in one reduction.
+  {
+    RowMatrix Xty = (X.transpose() * SD.cwiseProduct(y.replicate(1, K))).transpose();  // K x d
+    std::vector<double> buffer(d * d + K * d + 1);
+    Eigen::Map<Eigen::MatrixXd>(buffer.data(), d, d) = X.transpose() * X;
+    Eigen::Map<RowMatrix>(buffer.data() + d * d, K, d) = Xty;
+    // trace(F^T F) = sum_j sum_k 1[pattern of j on row k] ||x_k||^2
+    buffer.back() = SD.cwiseAbs().rowwise().sum().dot(X.rowwise().squaredNorm());
+    sum_replicated(comm, buffer.data(), static_cast<int>(buffer.size()));
+    XtX = Eigen::Map<Eigen::MatrixXd>(buffer.data(), d, d);
+    Fty = Eigen::Map<RowMatrix>(buffer.data() + d * d, K, d);
+    Fty_norm = std::max(1.0, Fty.norm());
+    const double trace_XtX = XtX.trace(), trace_FtF = buffer.back();
+    // Default cone penalty rho g = trace(F^T F) / (K trace(X^T X)), the mean fraction of
+    // rows a pattern activates (about 1/2): then g (I kron X^T X) and (1/rho) F^T F have the
+    // same mean eigenvalue, which was the fastest setting in our experiments (docs/relu.md).
+    const double fill = trace_XtX > 0 ? trace_FtF / (static_cast<double>(K) * trace_XtX) : 0.5;
+    g = !constrained ? 0.0 : options.cone_weight > 0 ? options.cone_weight : fill / options.rho;
+    f = options.loss_weight > 0 ? options.loss_weight : 1.0;
+  }
+
+  U = RowMatrix::Zero(K, d);
+  V = U;
+  Lam = U;
+  coupling = U;
+  if (constrained) {
+    S = RowMatrix::Zero(n, K);
+    Nu = S;
+  }
+  if (split_loss) {
+    q = Eigen::VectorXd::Zero(n);
+    mu = q;
+  }
+  factorize();
+  setup_seconds = MPI_Wtime() - start;
+}
+
+// The dense path assembles A: F^T F has the block structure [H -H; -H H] for the
+// constrained methods (w blocks carry sign -1), H = sum_k f_k f_k^T with
+// f_k = (1[x_k^T h_i >= 0] x_k)_i of length P d.
+void Solver::Impl::factorize() {
+  a = split_loss ? f : 1.0 / rho;
+  const std::int64_t size = K * d;
+  if (linear_solver.empty()) {  // first call; a refactorization keeps the method chosen here
+    linear_solver = options.linear_solver;
+    if (linear_solver == "auto") linear_solver = size <= options.dense_limit ? "dense" : "pcg";
+  }
+  if (linear_solver == "dense") {
+    const std::int64_t Pd = P * d;
+    Eigen::MatrixXd H = Eigen::MatrixXd::Zero(Pd, Pd);
+    const Eigen::Index chunk = 256;
+    for (Eigen::Index k0 = 0; k0 < X.rows(); k0 += chunk) {
+      const Eigen::Index rows = std::min<Eigen::Index>(chunk, X.rows() - k0);
+      Eigen::MatrixXd f(rows, Pd);
+      for (std::int64_t i = 0; i < P; ++i)
+        f.middleCols(i * d, d) =
+            patterns.bits.col(i).segment(k0, rows).asDiagonal() * X.middleRows(k0, rows);
+      H.selfadjointView<Eigen::Lower>().rankUpdate(f.transpose());
+    }
+    H.triangularView<Eigen::StrictlyUpper>() = H.transpose();
+    sum_replicated(comm, H.data(), static_cast<int>(H.size()));
+    Eigen::MatrixXd A = Eigen::MatrixXd::Identity(size, size);
+    for (std::int64_t bi = 0; bi < K / P; ++bi)
+      for (std::int64_t bj = 0; bj < K / P; ++bj)
+        A.block(bi * Pd, bj * Pd, Pd, Pd) += (bi == bj ? a : -a) * H;
+    if (g != 0.0)
+      for (std::int64_t j = 0; j < K; ++j) A.block(j * d, j * d, d, d) += g * XtX;
+    dense_factor.compute(A);
+    check_all(comm, dense_factor.info() == Eigen::Success,
+              "relu: Cholesky factorization of the u-system failed");
+  } else {
+    // Block preconditioner I_K kron C with C = I + (g + a theta) X^T X, where theta is the
+    // mean fraction of rows a pattern activates: the diagonal block I + g X^T X +
+    // a X^T D_i X with X^T D_i X replaced by its average share of X^T X.
+    double ones[2] = {patterns.bits.sum(), static_cast<double>(patterns.bits.size())};
+    sum_replicated(comm, ones, 2);
+    const double theta = ones[1] > 0 ? ones[0] / ones[1] : 0.5;
+    Eigen::MatrixXd C = (g + a * theta) * XtX;
+    C.diagonal().array() += 1.0;
+    block_factor.compute(C);
+    check_all(comm, block_factor.info() == Eigen::Success,
+              "relu: Cholesky factorization of the PCG preconditioner failed");
+  }
+}
+
+RowMatrix Solver::Impl::F_transpose_rows(const Eigen::VectorXd& r) const {
+  return (X.transpose() * SD.cwiseProduct(r.replicate(1, K))).transpose();
+}
+
+RowMatrix Solver::Impl::apply_A(const RowMatrix& p) const {
+  const Eigen::VectorXd Fp = fv(X * p.transpose());
+  RowMatrix FtFp = F_transpose_rows(Fp);
+  sum_replicated(comm, FtFp.data(), static_cast<int>(FtFp.size()));
+  RowMatrix result = p + a * FtFp;
+  if (g != 0.0) result += g * (p * XtX);
+  return result;
+}
+
+RowMatrix Solver::Impl::precondition(const RowMatrix& r) const {
+  return block_factor.solve(r.transpose()).transpose();
+}
+
+void Solver::Impl::solve_u(const RowMatrix& b) {
+  if (linear_solver == "dense") {
+    Eigen::Map<const Eigen::VectorXd> rhs(b.data(), b.size());
+    const Eigen::VectorXd x = dense_factor.solve(rhs);
+    U = Eigen::Map<const RowMatrix>(x.data(), K, d);
+    return;
+  }
+  // PCG warm-started from the previous u; replicated vectors, so the dot products are
+  // local and identical on every rank; one reduction per product with A.
+  const double b_norm = b.norm();
+  if (b_norm == 0.0) {
+    U.setZero();
+    return;
+  }
+  RowMatrix r = b - apply_A(U);
+  RowMatrix z = precondition(r);
+  RowMatrix p = z;
+  double rz = (r.array() * z.array()).sum();
+  for (std::int64_t it = 0; it < options.pcg_max_it; ++it) {
+    if (r.norm() <= options.pcg_rtol * b_norm) break;
+    const RowMatrix Ap = apply_A(p);
+    const double alpha = rz / (p.array() * Ap.array()).sum();
+    U += alpha * p;
+    r -= alpha * Ap;
+    z = precondition(r);
+    const double rz_next = (r.array() * z.array()).sum();
+    p = z + (rz_next / rz) * p;
+    rz = rz_next;
+    ++pcg_iterations;
+  }
+}
+
+Eigen::VectorXd Solver::Impl::network_output(const RowMatrix& XV, const RowMatrix& on) const {
+  if (!constrained) return on.cwiseProduct(XV).rowwise().sum();  // the gated model
+  // sum_i (x^T v_i)_+ - (x^T w_i)_+ : the recovered ReLU network.
+  const RowMatrix positive = XV.cwiseMax(0.0);
+  return positive.leftCols(P).rowwise().sum() - positive.rightCols(P).rowwise().sum();
+}
+
+void Solver::Impl::recompute_coupling() {
+  RowMatrix R = RowMatrix::Zero(X.rows(), K);
+  if (constrained) R += g * E.cwiseProduct(S - Nu);
+  if (split_loss) R += f * SD.cwiseProduct((q - mu).replicate(1, K));
+  coupling = (X.transpose() * R).transpose();
+  sum_replicated(comm, coupling.data(), static_cast<int>(coupling.size()));
+}
+
+StepReport Solver::Impl::step(std::int64_t iteration) {
+  const double gamma = options.gamma, beta = options.beta;
+  // 1. u-update.
+  RowMatrix b = V - Lam + coupling;
+  if (!split_loss) b += a * Fty;
+  solve_u(b);
+
+  const RowMatrix XU = X * U.transpose();
+  const Eigen::VectorXd Fu = fv(XU);
+  RowMatrix Gu;
+  if (constrained) Gu = E.cwiseProduct(XU);
+
+  // 2. v-update: group soft-threshold of u + lambda with threshold beta / rho.
+  const RowMatrix V_old = V;
+  const RowMatrix shifted = U + Lam;
+  for (std::int64_t j = 0; j < K; ++j) {
+    const double norm = shifted.row(j).norm();
+    const double keep = norm > 0 ? std::max(0.0, 1.0 - beta / (rho * norm)) : 0.0;
+    V.row(j) = keep * shifted.row(j);
+  }
+  Lam += gamma * (U - V);
+
+  // 3. slack updates (row-local) and their duals.
+  double local[12] = {0};  // see the unpacking below
+  RowMatrix S_old;
+  if (constrained) {
+    S_old = S;
+    S = (Gu + Nu).cwiseMax(0.0);
+    Nu += gamma * (Gu - S);
+    local[0] += (Gu - S).squaredNorm();
+    local[1] += Gu.squaredNorm();
+    local[2] += S.squaredNorm();
+  }
+  Eigen::VectorXd q_old;
+  if (split_loss) {
+    q_old = q;
+    for (Eigen::Index k = 0; k < q.size(); ++k) q(k) = loss->prox(Fu(k) + mu(k), y(k), rho * f);
+    mu += gamma * (Fu - q);
+    local[0] += (Fu - q).squaredNorm();
+    local[1] += Fu.squaredNorm();
+    local[2] += q.squaredNorm();
+  }
+
+  // 4. Evaluation at the group-sparse iterate v.
+  const RowMatrix XV = X * V.transpose();
+  const Eigen::VectorXd prediction = fv(XV);
+  for (Eigen::Index k = 0; k < y.size(); ++k) local[3] += loss->value(prediction(k), y(k));
+  const Eigen::VectorXd net = network_output(XV, patterns.bits);
+  for (Eigen::Index k = 0; k < y.size(); ++k) local[4] += ((net(k) > 0) == (y(k) > 0)) ? 1.0 : 0.0;
+  if (constrained) local[5] = (-E.cwiseProduct(XV)).cwiseMax(0.0).squaredNorm();
+  if (has_test) {
+    const Eigen::VectorXd test_net = network_output(X_test * V.transpose(), test_on);
+    for (Eigen::Index k = 0; k < y_test.size(); ++k)
+      local[6] += ((test_net(k) > 0) == (y_test(k) > 0)) ? 1.0 : 0.0;
+    local[7] = static_cast<double>(y_test.size());
+  }
+
+  // 5. Next coupling term and the dual residual's G^T(s - s_old) + F^T(q - q_old), with the
+  // scalars above: one reduction.
+  RowMatrix R(X.rows(), 2 * K);
+  R.setZero();
+  if (constrained) {
+    R.leftCols(K) += g * E.cwiseProduct(S - Nu);
+    R.rightCols(K) += g * E.cwiseProduct(S - S_old);
+  }
+  if (split_loss) {
+    R.leftCols(K) += f * SD.cwiseProduct((q - mu).replicate(1, K));
+    R.rightCols(K) += f * SD.cwiseProduct((q - q_old).replicate(1, K));
+  }
+  const Eigen::Index block = K * d;
+  std::vector<double> buffer(2 * block + 8);
+  Eigen::Map<RowMatrix>(buffer.data(), 2 * K, d) = (X.transpose() * R).transpose();
+  std::copy(local, local + 8, buffer.begin() + 2 * block);
+  sum_replicated(comm, buffer.data(), static_cast<int>(buffer.size()));
+  coupling = Eigen::Map<RowMatrix>(buffer.data(), K, d);
+  const RowMatrix slack_change = Eigen::Map<RowMatrix>(buffer.data() + block, K, d);
+  const double* global = buffer.data() + 2 * block;
+
+  // Residuals (docs/relu.md): primal u - v and G u - s (and F u - q), dual
+  // rho[(v - v_old) + G^T(s - s_old) + F^T(q - q_old)] (the u-stationarity residual) and the
+  // v-stationarity residual of beta ||v_j|| against rho lambda_j.
+  const double r_consensus = (U - V).norm() / std::max(1.0, std::max(U.norm(), V.norm()));
+  const double r_slack =
+      std::sqrt(global[0]) / std::max(1.0, std::sqrt(std::max(global[1], global[2])));
+  const double r_dual = rho * ((V - V_old) + slack_change).norm() / Fty_norm;
+  double r_group = 0.0;
+  for (std::int64_t j = 0; j < K; ++j) {
+    const double norm = V.row(j).norm();
+    const double violation = norm > 0 ? (beta * V.row(j) / norm - rho * Lam.row(j)).norm()
+                                      : std::max(0.0, rho * Lam.row(j).norm() - beta);
+    r_group = std::max(r_group, violation);
+  }
+  r_group /= Fty_norm;
+
+  double penalty = 0.0;
+  for (std::int64_t j = 0; j < K; ++j) penalty += V.row(j).norm();
+  last_objective = global[3] + beta * penalty;
+  last_cone_violation = std::sqrt(global[5]);
+
+  StepReport report;
+  report.objective = last_objective;
+  report.fields = {std::max(r_consensus, r_slack), std::max(r_dual, r_group),
+                   global[4] / static_cast<double>(n_global)};
+  if (has_test) report.fields.push_back(global[6] / global[7]);
+  // Residual balancing (Boyd et al. 2011, 3.4.1): every 10 iterations, a primal residual
+  // ten times the dual one doubles rho, and conversely. Scaled duals are divided by the
+  // factor; A is refactored for the squared loss (only d x d for PCG); the split form's A
+// does not depend on rho.
+  const double r_primal = std::max(r_consensus, r_slack), r_dual_all = std::max(r_dual, r_group);
+  if (options.adaptive_rho && iteration % 10 == 0 && rho_changes < options.max_rho_changes) {
+    double factor = 1.0;
+    if (r_primal > 10.0 * r_dual_all) factor = 2.0;
+    if (r_dual_all > 10.0 * r_primal) factor = 0.5;
+    if (factor != 1.0) {
+      rho *= factor;
+      ++rho_changes;
+      Lam /= factor;
+      if (constrained) Nu /= factor;
+      if (split_loss) mu /= factor;
+      recompute_coupling();
+      if (!split_loss) factorize();  // the split form's A does not involve rho
+    }
+  }
+
+  const double tol = options.tol;
+  if (r_consensus <= tol && r_slack <= tol && r_dual <= tol && r_group <= tol) {
+    report.status = Status::Converged;
+    report.message = "all four ADMM residuals below -tol";
+  } else if (!std::isfinite(last_objective)) {
+    report.status = Status::Diverged;
+    report.message = "objective is not finite";
+  }
+  return report;
+}
+
+double Solver::Impl::objective_at_v() {
+  const Eigen::VectorXd prediction = fv(X * V.transpose());
+  double value = 0.0;
+  for (Eigen::Index k = 0; k < y.size(); ++k) value += loss->value(prediction(k), y(k));
+  sum_replicated(comm, &value, 1);
+  double penalty = 0.0;
+  for (std::int64_t j = 0; j < K; ++j) penalty += V.row(j).norm();
+  return value + options.beta * penalty;
+}
+
+ConvexModel Solver::Impl::model() const {
+  ConvexModel m;
+  m.gates = patterns.gates;
+  m.V = V.topRows(P);
+  m.W = constrained ? RowMatrix(V.bottomRows(P)) : RowMatrix::Zero(P, d);
+  m.gated = !constrained;
+  m.bias = options.bias;
+  return m;
+}
+
+Solver::Solver(MPI_Comm comm, const Options& options, const RowMatrix& X_local,
+               const Eigen::VectorXd& y_local, const RowMatrix& X_test,
+               const Eigen::VectorXd& y_test, std::shared_ptr<Loss> loss)
+    : impl_(std::make_unique<Impl>(comm, options, std::move(loss))) {
+  impl_->setup(X_local, y_local, X_test, y_test);
+}
+
+Solver::~Solver() = default;
+
+std::string Solver::method() const { return impl_->options.method; }
+
+std::vector<std::string> Solver::history_fields() const {
+  std::vector<std::string> fields{"primal_residual", "dual_residual", "train_accuracy"};
+  if (impl_->has_test) fields.push_back("test_accuracy");
+  return fields;
+}
+
+StepReport Solver::step(std::int64_t iteration) { return impl_->step(iteration); }
+
+void Solver::save_state(h5::File& file, const std::string& group) const {
+  const Impl& s = *impl_;
+  const auto K = static_cast<std::uint64_t>(s.K), d = static_cast<std::uint64_t>(s.d);
+  h5::write(file, group + "/U", flat(s.U), {K, d});
+  h5::write(file, group + "/V", flat(s.V), {K, d});
+  h5::write(file, group + "/lambda", flat(s.Lam), {K, d});
+  h5::write(file, group + "/gates", flat(s.patterns.gates), {static_cast<std::uint64_t>(s.P), d});
+  const auto rows = static_cast<std::uint64_t>(s.X.rows());
+  if (s.constrained) {
+    h5::write_rows(file, group + "/s", s.S.data(), rows, K);
+    h5::write_rows(file, group + "/nu", s.Nu.data(), rows, K);
+  }
+  if (s.split_loss) {
+    h5::write_rows(file, group + "/q", s.q.data(), rows, 0);
+    h5::write_rows(file, group + "/mu", s.mu.data(), rows, 0);
+  }
+  h5::set_attr(file, group, "pcg_iterations", s.pcg_iterations);
+  h5::set_attr(file, group, "rho", s.rho);
+  h5::set_attr(file, group, "rho_changes", s.rho_changes);
+}
+
+void Solver::load_state(const h5::File& file, const std::string& group) {
+  Impl& s = *impl_;
+  collective(s.comm, [&] {
+    std::vector<std::uint64_t> dims;
+    const auto gates = h5::read_doubles(file, group + "/gates", &dims);
+    if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != s.P ||
+        static_cast<std::int64_t>(dims[1]) != s.d ||
+        !(Eigen::Map<const RowMatrix>(gates.data(), s.P, s.d).array() == s.patterns.gates.array()).all())
+      throw Error(file.path() + ": the checkpoint's gates differ from this run's (other -seed, -P, -bias or data?)");
+    auto read_block = [&](const std::string& name, RowMatrix& target) {
+      const auto values = h5::read_doubles(file, group + "/" + name, &dims);
+      if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != s.K ||
+          static_cast<std::int64_t>(dims[1]) != s.d)
+        throw Error(file.path() + ": " + group + "/" + name + " has the wrong shape");
+      target = Eigen::Map<const RowMatrix>(values.data(), s.K, s.d);
+    };
+    read_block("U", s.U);
+    read_block("V", s.V);
+    read_block("lambda", s.Lam);
+    s.pcg_iterations = h5::attr_int(file, group, "pcg_iterations");
+    s.rho_changes = h5::attr_int(file, group, "rho_changes");
+  });
+  const double saved_rho = h5::attr_double(file, group, "rho");
+  if (saved_rho != s.rho) {
+    s.rho = saved_rho;
+    s.factorize();
+  }
+  const auto first = static_cast<std::uint64_t>(s.first_row);
+  const auto rows = static_cast<std::uint64_t>(s.X.rows());
+  if (s.constrained) {
+    auto values = h5::read_rows(file, group + "/s", first, rows);
+    s.S = Eigen::Map<const RowMatrix>(values.data(), s.X.rows(), s.K);
+    values = h5::read_rows(file, group + "/nu", first, rows);
+    s.Nu = Eigen::Map<const RowMatrix>(values.data(), s.X.rows(), s.K);
+  }
+  if (s.split_loss) {
+    auto values = h5::read_rows(file, group + "/q", first, rows);
+    s.q = Eigen::Map<const Eigen::VectorXd>(values.data(), s.X.rows());
+    values = h5::read_rows(file, group + "/mu", first, rows);
+    s.mu = Eigen::Map<const Eigen::VectorXd>(values.data(), s.X.rows());
+  }
+  s.recompute_coupling();
+}
+
+void Solver::write_solution(h5::File& file) const {
+  const Impl& s = *impl_;
+  const ConvexModel m = s.model();
+  const Network net = m.recover();
+  const auto P = static_cast<std::uint64_t>(s.P), d = static_cast<std::uint64_t>(s.d);
+  const auto neurons = static_cast<std::uint64_t>(net.W1.rows());
+  h5::write(file, "/solution/gates", flat(m.gates), {P, d});
+  h5::write(file, "/solution/v", flat(m.V), {P, d});
+  h5::write(file, "/solution/w", flat(m.W), {P, d});
+  h5::write(file, "/solution/W1", flat(net.W1), {neurons, d});
+  h5::write(file, "/solution/w2", std::vector<double>(net.w2.data(), net.w2.data() + net.w2.size()),
+            {neurons});
+  if (net.gated) h5::write(file, "/solution/neuron_gates", flat(net.gate_of_neuron), {neurons, d});
+  h5::set_attr(file, "/solution", "loss", s.loss->name());
+  h5::set_attr(file, "/solution", "method", s.options.method);
+  h5::set_attr(file, "/solution", "model", std::string(net.gated ? "gated_relu" : "relu"));
+  h5::set_attr(file, "/solution", "bias", static_cast<std::int64_t>(s.options.bias ? 1 : 0));
+  h5::set_attr(file, "/solution", "features", static_cast<std::int64_t>(s.d - (s.options.bias ? 1 : 0)));
+  h5::set_attr(file, "/solution", "patterns_requested", s.patterns.requested);
+  h5::set_attr(file, "/solution", "patterns", static_cast<std::int64_t>(s.P));
+  h5::set_attr(file, "/solution", "beta", s.options.beta);
+  h5::set_attr(file, "/solution", "rho", s.rho);
+  h5::set_attr(file, "/solution", "linear_solver", s.linear_solver);
+  h5::set_attr(file, "/solution", "objective", s.last_objective);
+  h5::set_attr(file, "/solution", "cone_violation", s.last_cone_violation);
+}
+
+ConvexModel Solver::model() const { return impl_->model(); }
+const Patterns& Solver::patterns() const { return impl_->patterns; }
+Eigen::VectorXd Solver::train_predictions() const { return impl_->fv(impl_->X * impl_->V.transpose()); }
+double Solver::objective() const { return impl_->objective_at_v(); }
+
+Summary Solver::summary() const {
+  Summary out;
+  out.patterns_requested = impl_->patterns.requested;
+  out.patterns = impl_->P;
+  out.linear_solver = impl_->linear_solver;
+  out.pcg_iterations = impl_->pcg_iterations;
+  out.setup_seconds = impl_->setup_seconds;
+  out.objective = impl_->last_objective;
+  out.cone_violation = impl_->last_cone_violation;
+  return out;
+}
+
+Network read_network(const h5::File& file) {
+  Network net;
+  std::vector<std::uint64_t> dims;
+  const auto W1 = h5::read_doubles(file, "/solution/W1", &dims);
+  if (dims.size() != 2) throw Error(file.path() + ": /solution/W1 is not a matrix");
+  net.W1 = Eigen::Map<const RowMatrix>(W1.data(), static_cast<Eigen::Index>(dims[0]),
+                                       static_cast<Eigen::Index>(dims[1]));
+  const auto w2 = h5::read_doubles(file, "/solution/w2", &dims);
+  if (dims.size() != 1 || static_cast<Eigen::Index>(dims[0]) != net.W1.rows())
+    throw Error(file.path() + ": /solution/w2 does not match /solution/W1");
+  net.w2 = Eigen::Map<const Eigen::VectorXd>(w2.data(), net.W1.rows());
+  net.bias = h5::attr_int(file, "/solution", "bias") != 0;
+  net.gated = h5::attr_string(file, "/solution", "model") == "gated_relu";
+  if (net.gated) {
+    const auto gates = h5::read_doubles(file, "/solution/neuron_gates", &dims);
+    net.gate_of_neuron = Eigen::Map<const RowMatrix>(gates.data(), net.W1.rows(), net.W1.cols());
+  }
+  return net;
+}
+
+}  // namespace parasol::relu

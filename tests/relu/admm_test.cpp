@@ -1,0 +1,221 @@
+// ADMM for the convex ReLU program against an independent interior-point solve of the same
+// sampled program, at any rank count; recovered network vs convex model; bad input.
+#include <gtest/gtest.h>
+#include <parasol/error.hpp>
+#include <parasol/partition.hpp>
+#include <parasol/random.hpp>
+#include <parasol/relu.hpp>
+
+#include "reference_solver.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+namespace parasol::relu {
+namespace {
+
+MPI_Comm world() { return MPI_COMM_WORLD; }
+
+// Synthetic data keyed by global row: x ~ N(0, I_d), label from a planted 3-neuron ReLU
+// teacher (with a few labels flipped so the fit is not exact).
+struct Data {
+  RowMatrix X;      // local rows
+  Eigen::VectorXd y;  // +-1
+  std::int64_t first = 0;
+};
+Data make_data(std::int64_t n, std::int64_t d, std::uint64_t seed) {
+  const Partition part = Partition::block(n, world());
+  RowMatrix teacher(3, d);
+  Random t(seed, "test.relu.teacher", 0);
+  for (Eigen::Index i = 0; i < teacher.size(); ++i) teacher.data()[i] = t.normal();
+  const Eigen::Vector3d alpha(1.0, -1.0, 0.5);
+  Data data;
+  data.first = part.begin;
+  data.X.resize(part.count(), d);
+  data.y.resize(part.count());
+  for (std::int64_t k = 0; k < part.count(); ++k) {
+    Random r(seed, "test.relu.rows", static_cast<std::uint64_t>(part.begin + k));
+    for (std::int64_t c = 0; c < d; ++c) data.X(k, c) = r.normal();
+    const double f = (teacher * data.X.row(k).transpose()).cwiseMax(0.0).dot(alpha) - 0.3;
+    data.y(k) = (f > 0) == (r.uniform() > 0.1) ? 1.0 : -1.0;
+  }
+  return data;
+}
+
+Eigen::VectorXd to01(const Eigen::VectorXd& y) { return (y.array() + 1.0) / 2.0; }
+
+// All rows of a row-distributed matrix on every rank, in global order.
+Eigen::MatrixXd gather_rows(const Eigen::MatrixXd& local) {
+  int size = 1;
+  MPI_Comm_size(world(), &size);
+  const int cols = static_cast<int>(local.cols());
+  const int mine = static_cast<int>(local.rows());
+  std::vector<int> rows(size), counts(size), offsets(size, 0);
+  MPI_Allgather(&mine, 1, MPI_INT, rows.data(), 1, MPI_INT, world());
+  int total = 0;
+  for (int r = 0; r < size; ++r) {
+    counts[r] = rows[r] * cols;
+    offsets[r] = total * cols;
+    total += rows[r];
+  }
+  RowMatrix send = local;
+  RowMatrix all(total, cols);
+  MPI_Allgatherv(send.data(), mine * cols, MPI_DOUBLE, all.data(), counts.data(), offsets.data(),
+                 MPI_DOUBLE, world());
+  return all;
+}
+
+struct RunResult {
+  double objective = 0.0;
+  double reference = 0.0;
+  std::int64_t iterations = 0;
+  bool converged = false;
+};
+
+RunResult run_and_compare(const Options& options, const Data& data, const Eigen::VectorXd& y,
+                          std::int64_t max_it, Solver** keep = nullptr) {
+  auto* solver = new Solver(world(), options, data.X, y);
+  RunResult out;
+  for (std::int64_t it = 1; it <= max_it; ++it) {
+    const StepReport report = solver->step(it);
+    out.iterations = it;
+    if (report.status == Status::Converged) {
+      out.converged = true;
+      break;
+    }
+  }
+  out.objective = solver->objective();
+  const Eigen::MatrixXd X = gather_rows(with_bias(data.X, options.bias));
+  const Eigen::MatrixXd bits = gather_rows(solver->patterns().bits);
+  const Eigen::VectorXd y_all = gather_rows(y);
+  // The reference runs on rank 0 only (the others would repeat the same dense work).
+  int rank = 0;
+  MPI_Comm_rank(world(), &rank);
+  if (rank == 0) {
+    const auto loss = make_loss(options.loss);
+    const auto reference = test::solve_reference(X, y_all, bits, solver->patterns().gates,
+                                                 options.method != "scp", *loss, options.beta);
+    out.reference = reference.objective;
+    std::printf("ADMM %.10g after %lld iterations; interior point %.10g after %d Newton steps\n",
+                out.objective, static_cast<long long>(out.iterations), out.reference,
+                reference.newton_steps);
+  }
+  MPI_Bcast(&out.reference, 1, MPI_DOUBLE, 0, world());
+  if (keep) *keep = solver; else delete solver;
+  return out;
+}
+
+
+TEST(ReluAdmm, CrossEntropyMatchesInteriorPoint) {
+  const Data data = make_data(200, 10, 12);
+  Options options;
+  options.loss = "bce";
+  options.patterns = 16;
+  options.beta = 0.5;
+  options.rho = 1.0;
+  options.tol = 1e-6;
+  const RunResult r = run_and_compare(options, data, to01(data.y), 20000);
+  EXPECT_TRUE(r.converged) << "after " << r.iterations << " iterations";
+  EXPECT_NEAR(r.objective, r.reference, 1e-4 * std::abs(r.reference))
+      << "ADMM " << r.objective << " reference " << r.reference;
+}
+
+TEST(ReluAdmm, ScpMatchesInteriorPoint) {
+  const Data data = make_data(200, 10, 13);
+  Options options;
+  options.method = "scp";
+  options.patterns = 16;
+  options.beta = 0.5;
+  options.tol = 1e-6;
+  const RunResult r = run_and_compare(options, data, data.y, 20000);
+  EXPECT_TRUE(r.converged) << "after " << r.iterations << " iterations";
+  EXPECT_NEAR(r.objective, r.reference, 1e-4 * std::abs(r.reference));
+}
+
+// Squared loss, with a bias column; then the network recovered from (v, w) against the
+// convex model on every training point.
+TEST(ReluAdmm, SquaredLossMatchesInteriorPointAndNetworkMatchesModel) {
+  const Data data = make_data(200, 10, 14);
+  Options options;
+  options.patterns = 16;
+  options.beta = 0.5;
+  options.tol = 1e-6;
+  options.bias = true;
+  Solver* solver = nullptr;
+  const RunResult r = run_and_compare(options, data, data.y, 20000, &solver);
+  EXPECT_TRUE(r.converged) << "after " << r.iterations << " iterations";
+  EXPECT_NEAR(r.objective, r.reference, 1e-4 * std::abs(r.reference))
+      << "ADMM " << r.objective << " reference " << r.reference;
+  const Eigen::VectorXd convex = solver->train_predictions();
+  const Network net = solver->model().recover();
+  const Eigen::VectorXd network = net.predict(data.X);
+  const Eigen::VectorXd gated = solver->model().predict(data.X);
+  EXPECT_GT(net.W1.rows(), 0);
+  const double scale = std::max(1.0, convex.cwiseAbs().maxCoeff());
+  EXPECT_LE((network - convex).cwiseAbs().maxCoeff(), 1e-5 * scale);
+  EXPECT_LE((gated - convex).cwiseAbs().maxCoeff(), 1e-12 * scale);
+  int mismatched = 0;
+  for (Eigen::Index k = 0; k < convex.size(); ++k) mismatched += (network(k) > 0) != (convex(k) > 0);
+  EXPECT_EQ(mismatched, 0);
+  delete solver;
+}
+
+TEST(ReluPatterns, SameAtAnyRankCount) {
+  const Data data = make_data(30, 2, 15);
+  // Two features, 30 rows: at most 60 distinct patterns among 200 gates.
+  const Patterns distributed = sample_patterns(world(), data.X, 200, 9);
+  const Eigen::MatrixXd X_all = gather_rows(data.X);
+  const Patterns alone = sample_patterns(MPI_COMM_SELF, X_all, 200, 9);
+  EXPECT_LT(alone.count(), 200);
+  EXPECT_EQ(distributed.gate_index, alone.gate_index);
+  EXPECT_EQ(gather_rows(distributed.bits), alone.bits);
+  // Every kept pattern is distinct.
+  for (Eigen::Index i = 0; i < alone.count(); ++i)
+    for (Eigen::Index j = 0; j < i; ++j) EXPECT_NE(alone.bits.col(i), alone.bits.col(j));
+}
+
+TEST(ReluInput, RejectsBadLabelsDimensionsAndP) {
+  const Data data = make_data(40, 5, 16);
+  Options options;
+  options.patterns = 4;
+  Eigen::VectorXd y01 = to01(data.y);
+  EXPECT_THROW(Solver(world(), options, data.X, y01), Error);  // squared needs +-1
+  options.loss = "bce";
+  EXPECT_THROW(Solver(world(), options, data.X, data.y), Error);  // bce needs 0/1
+  EXPECT_NO_THROW(Solver(world(), options, data.X, y01));
+  options.loss = "squared";
+  const RowMatrix wide = RowMatrix::Ones(data.X.rows(), 6);
+  try {
+    Solver(world(), options, data.X, data.y, wide, data.y);
+    ADD_FAILURE() << "a test set of another dimension was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("features"), std::string::npos) << e.what();
+  }
+  options.patterns = 0;
+  try {
+    Solver(world(), options, data.X, data.y);
+    ADD_FAILURE() << "P = 0 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("-P"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ReluLoss, ProxIsTheMinimizer) {
+  for (const std::string name : {"squared", "bce", "hinge"}) {
+    const auto loss = make_loss(name);
+    for (double label : {-1.0, 0.0, 1.0}) {
+      if (!loss->label_ok(label)) continue;
+      for (double c : {-2.5, -0.3, 0.0, 0.7, 3.0}) {
+        for (double rho : {0.1, 1.0, 10.0}) {
+          const double q = loss->prox(c, label, rho);
+          auto f = [&](double x) { return loss->value(x, label) + 0.5 * rho * (x - c) * (x - c); };
+          for (double h : {1e-3, -1e-3, 0.1, -0.1}) EXPECT_LE(f(q), f(q + h) + 1e-12) << name;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace parasol::relu
