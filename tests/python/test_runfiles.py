@@ -159,6 +159,7 @@ class RealRunFiles(ToolAssertions, unittest.TestCase):
         result = run_tool("summary", "--csv", self.short, self.restarted)
         self.assertOk(result)
         short, restarted = parse_csv(result.stdout)
+        self.assertEqual((short["status"], int(short["iterations"])), ("max_iterations", 7))
         self.assertEqual((restarted["status"], int(restarted["iterations"])),
                          ("converged", self.K))
         # wall time continues from the checkpoint's
