@@ -283,8 +283,17 @@ std::uint32_t combine_crc32(MPI_Comm comm, std::uint32_t local_crc, std::uint64_
 
 DatasetWriter::DatasetWriter(MPI_Comm comm, const std::string& path, const std::string& description)
     : comm_(comm), path_(path), partial_(path + ".partial"), file_(create_output(comm, partial_)) {
-  h5::set_attr(file_, "/", "description", description);
-  h5::set_attr(file_, "/", "parasol_version", std::string(parasol::version()));
+  try {
+    h5::set_attr(file_, "/", "description", description);
+    h5::set_attr(file_, "/", "parasol_version", std::string(parasol::version()));
+  } catch (...) {
+    // The destructor does not run for a half-built object: clean up here.
+    file_.close();
+    int rank = 0;
+    MPI_Comm_rank(comm_, &rank);
+    if (rank == 0) std::remove(partial_.c_str());
+    throw;
+  }
 }
 
 DatasetWriter::~DatasetWriter() {

@@ -260,3 +260,23 @@ TEST(Load, BadFilesFailOnEveryRankNamingFileAndProblem) {
   EXPECT_TRUE(fails_everywhere_with([&] { load_dataset(MPI_COMM_WORLD, dir + "/crc.h5"); },
                                     {dir + "/crc.h5", "checksum mismatch"}));
 }
+
+TEST(Save, SparseTableRoundTripsAsCsr) {
+  const std::string dir = scratch_dir();
+  datatest::write_file(dir + "/a.svm", "1 1:0.5 4:2\n-1\n1 2:3 3:-1 4:1\n-1 1:7\n");
+  data::LibsvmOptions o;
+  o.sparse = true;
+  data::Table t;
+  if (rank() == 0) t = data::read_libsvm(dir + "/a.svm", o);  // the others pass an empty table
+  data::save_table(MPI_COMM_WORLD, dir + "/a.h5", t, "csr");
+  Dataset sparse = load_dataset(MPI_COMM_WORLD, dir + "/a.h5", {true, false});
+  ASSERT_TRUE(sparse.sparse);
+  data::LibsvmOptions dense_options;
+  const RowMatrix dense = data::read_libsvm(dir + "/a.svm", dense_options).X;
+  const Partition p = Partition::block(4, MPI_COMM_WORLD);
+  EXPECT_EQ(sparse.dense_local(), dense.middleRows(p.begin, p.count()));
+  EXPECT_EQ(sparse.y, Eigen::Vector4d(1, -1, 1, -1).segment(p.begin, p.count()));
+  // The stored checksum was computed over ranks when writing and matches on loading.
+  h5::File f(MPI_COMM_WORLD, dir + "/a.h5", h5::File::Mode::Read);
+  EXPECT_EQ(static_cast<std::uint32_t>(h5::attr_int(f, "/", "X_crc32")), sparse.crc32);
+}
