@@ -208,6 +208,8 @@ struct Options {
   std::string method = "lvhba";
   std::uint64_t seed = 1;
   std::int64_t batch = 0;          // samples per stochastic evaluation; 0: full data
+  std::int64_t eval_every = 1;     // full objective/metrics every this many iterations
+  double tol = 0.0;                // converged when the stationarity measure is below (0: off)
 
   // lvhba (Yao et al.): steps alpha (x, y), beta (z), eta (theta, lambda), proximal gammas,
   // penalty c_k = c0 (k + 1)^p, multiplier clamp u.
@@ -232,7 +234,9 @@ struct Options {
   std::int64_t bsvrb_blocks = 10;
   double bsvrb_lr_x = 1e-3, bsvrb_beta = 0.9, bsvrb_alpha = 0.9, bsvrb_gamma = 1.0;
   double bsvrb_tau = -1.0;         // lower step; -1: 0.5 (v1) or 1 (v2)
-  double bsvrb_tau_v = 1.0, bsvrb_hbound = 10.0, bsvrb_vbound = 10.0;
+  double bsvrb_tau_v = 1.0;
+  double bsvrb_hmin = 1e-2;        // v1: smallest eigenvalue kept in the Hessian estimate
+  double bsvrb_vbound = 10.0;      // v2: radius of the ball v is projected onto
 
   bool IsValid(std::string* why) const;
 };

@@ -1,0 +1,351 @@
+// BSVRBv1 / BSVRBv2 (Hu, Qiu, Guo, Zhang, Yang, ICML 2023) for F(x) = (1/m) sum_i f_i(x,
+// y_i*(x)). Iteration t samples I blocks (shared seed) and B samples per block; for each
+// sampled block i, with the same samples at the new point (x_t, y_i) and the old point
+// (x_{t-1}, y_i at t-1):
+//   MSVR  s_i <- (1-a) s_i + (a+g) grad_y g_i(new) - g grad_y g_i(old)
+//   v1:   H_i <- P[(1-a) H_i + (a+g) d2g_i(new) - g d2g_i(old)],
+//         G_i = grad_x f_i - d2g_i/dxdy H_i^{-1} grad_y f_i
+//   v2:   u_i <- MSVR of d2g_i/dy2 v_i - grad_y f_i,  G_i = grad_x f_i - d2g_i/dxdy v_i
+//   STORM z <- (1-beta)(z - G_old) + G_new,  x <- x - eta z
+//   v1: every block y_i <- y_i - tau s_i;  v2: sampled blocks only, lazily scaled by the
+//   iterations d_i since their last update: y_i <- y_i - tau d_i s_i, v_i <- P(v_i - tau_v d_i u_i).
+// Blocks are owned by ranks (Partition::block over m); the per-block G_i rows are summed
+// with one allreduce in which each row has one contributor, then added in block order, so
+// the iterates are bit-for-bit the same at any rank count.
+#include <parasol/error.hpp>
+#include <parasol/partition.hpp>
+#include <parasol/random.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "common.hpp"
+
+namespace parasol::bilevel {
+namespace {
+
+struct BlockState {
+  Vector y, y_prev, s;
+  Matrix H;              // v1
+  Vector v, v_prev, u;   // v2
+  std::int64_t last = 0; // iteration of the last update (0: never sampled)
+};
+
+class Bsvrb : public Solver {
+ public:
+  Bsvrb(const Options& options, std::shared_ptr<BlockProblem> problem, int version)
+      : options_(options), problem_(std::move(problem)), version_(version) {
+    comm_ = problem_->comm();
+    m_ = problem_->num_blocks();
+    d_ = problem_->block_dim();
+    collective_ = problem_->collective_blocks();
+    owned_ = collective_ ? Partition{m_, 0, m_} : Partition::block(m_, comm_);
+    tau_ = options_.bsvrb_tau > 0 ? options_.bsvrb_tau : (version_ == 1 ? 0.5 : 1.0);
+    if (version_ == 1 && d_ > 2000)
+      throw Error("bsvrb1 keeps a dense " + std::to_string(d_) + "x" + std::to_string(d_) +
+                  " Hessian estimate per block; use -method bsvrb2 for a lower level this large");
+    Vector y0;
+    problem_->initial_point(&x_, &y0);
+    x_prev_ = x_;
+    z_ = Vector::Zero(x_.size());
+    blocks_.resize(owned_.count());
+    for (auto& b : blocks_) {
+      b.y = b.y_prev = y0;
+      b.s = Vector::Zero(d_);
+      if (version_ == 1) {
+        b.H = Matrix::Identity(d_, d_);
+      } else {
+        b.v = b.v_prev = b.u = Vector::Zero(d_);
+      }
+    }
+    have_solution_ = problem_->known_solution(&x_star_);
+  }
+
+  std::string method() const override { return version_ == 1 ? "bsvrb1" : "bsvrb2"; }
+  std::vector<std::string> history_fields() const override {
+    std::vector<std::string> fields = {"lower_objective", "stationarity"};
+    if (have_solution_) fields.push_back("x_error");
+    for (const auto& name : problem_->metric_names()) fields.push_back(name);
+    return fields;
+  }
+  const Vector& x() const override { return x_; }
+  Vector y() const override {
+    Vector out(blocks_.size() * d_);
+    for (std::size_t k = 0; k < blocks_.size(); ++k) out.segment(k * d_, d_) = blocks_[k].y;
+    return out;
+  }
+
+  StepReport step(std::int64_t t) override {
+    std::vector<std::int64_t> sampled = sample_blocks(t);
+    Vector G_new, G_old;
+    update_blocks(t, sampled, &G_new, &G_old);
+    if (t == 1) {
+      z_ = G_new;
+    } else {
+      z_ = (1.0 - options_.bsvrb_beta) * (z_ - G_old) + G_new;
+    }
+    x_prev_ = x_;
+    x_ -= options_.bsvrb_lr_x * z_;
+    update_lower(t, sampled);
+    return report(t);
+  }
+
+  Vector hypergradient_at(const Vector& x, std::int64_t inner) override {
+    x_ = x_prev_ = x;
+    std::vector<std::int64_t> all(m_);
+    std::iota(all.begin(), all.end(), 0);
+    Vector G_new, G_old;
+    for (std::int64_t k = 1; k <= inner; ++k) {
+      update_blocks(k, all, &G_new, &G_old, true);
+      update_lower(k, all);
+    }
+    update_blocks(inner + 1, all, &G_new, &G_old, true);
+    return G_new;
+  }
+
+  void save_state(h5::File& file, const std::string& group) const override {
+    detail::save_vector(file, group + "/x", x_, false);
+    detail::save_vector(file, group + "/x_prev", x_prev_, false);
+    detail::save_vector(file, group + "/z", z_, false);
+    save_blocks(file, group + "/y", d_, [](const BlockState& b) { return b.y; });
+    save_blocks(file, group + "/y_prev", d_, [](const BlockState& b) { return b.y_prev; });
+    save_blocks(file, group + "/s", d_, [](const BlockState& b) { return b.s; });
+    save_blocks(file, group + "/last", 1,
+                [](const BlockState& b) { return Vector::Constant(1, double(b.last)); });
+    if (version_ == 1) {
+      save_blocks(file, group + "/H", d_ * d_, [](const BlockState& b) { return flat(b.H); });
+    } else {
+      save_blocks(file, group + "/v", d_, [](const BlockState& b) { return b.v; });
+      save_blocks(file, group + "/v_prev", d_, [](const BlockState& b) { return b.v_prev; });
+      save_blocks(file, group + "/u", d_, [](const BlockState& b) { return b.u; });
+    }
+  }
+  void load_state(const h5::File& file, const std::string& group) override {
+    x_ = detail::load_vector(file, group + "/x", x_.size(), false);
+    x_prev_ = detail::load_vector(file, group + "/x_prev", x_.size(), false);
+    z_ = detail::load_vector(file, group + "/z", x_.size(), false);
+    load_blocks(file, group + "/y", d_, [](BlockState& b, const Vector& v) { b.y = v; });
+    load_blocks(file, group + "/y_prev", d_, [](BlockState& b, const Vector& v) { b.y_prev = v; });
+    load_blocks(file, group + "/s", d_, [](BlockState& b, const Vector& v) { b.s = v; });
+    load_blocks(file, group + "/last", 1,
+                [](BlockState& b, const Vector& v) { b.last = std::int64_t(v[0]); });
+    const std::int64_t d = d_;
+    if (version_ == 1) {
+      load_blocks(file, group + "/H", d * d, [d](BlockState& b, const Vector& v) {
+        b.H = Eigen::Map<const Matrix>(v.data(), d, d);
+      });
+    } else {
+      load_blocks(file, group + "/v", d_, [](BlockState& b, const Vector& v) { b.v = v; });
+      load_blocks(file, group + "/v_prev", d_, [](BlockState& b, const Vector& v) { b.v_prev = v; });
+      load_blocks(file, group + "/u", d_, [](BlockState& b, const Vector& v) { b.u = v; });
+    }
+  }
+
+  void write_solution(h5::File& file) const override {
+    detail::save_vector(file, "solution/x", x_, false);
+    save_blocks(file, "solution/y", d_, [](const BlockState& b) { return b.y; });
+  }
+
+ private:
+  static Vector flat(const Matrix& m) { return Eigen::Map<const Vector>(m.data(), m.size()); }
+
+  // I distinct blocks from a shared stream (partial Fisher-Yates), sorted.
+  std::vector<std::int64_t> sample_blocks(std::int64_t t) const {
+    std::vector<std::int64_t> order(m_);
+    std::iota(order.begin(), order.end(), 0);
+    std::int64_t count = std::min<std::int64_t>(options_.bsvrb_blocks, m_);
+    Random random(options_.seed, "bilevel.bsvrb.blocks", std::uint64_t(t));
+    for (std::int64_t k = 0; k < count; ++k)
+      std::swap(order[k], order[k + std::int64_t(random.below(std::uint64_t(m_ - k)))]);
+    order.resize(count);
+    std::sort(order.begin(), order.end());
+    return order;
+  }
+
+  Sample block_sample(const char* purpose, std::int64_t t, std::int64_t i,
+                      std::int64_t population) const {
+    return draw_sample(options_.seed, purpose, std::uint64_t(t) * std::uint64_t(m_) + i,
+                       population, options_.batch);
+  }
+
+  // H^{-1} r with H kept positive definite (eigenvalues below hmin raised to hmin).
+  Vector solve_hessian(Matrix* H, const Vector& r) const {
+    Eigen::LLT<Matrix> chol(*H);
+    if (chol.info() == Eigen::Success && chol.matrixLLT().diagonal().minCoeff() >
+                                             std::sqrt(options_.bsvrb_hmin))
+      return chol.solve(r);
+    Eigen::SelfAdjointEigenSolver<Matrix> eig(*H);
+    Vector values = eig.eigenvalues().cwiseMax(options_.bsvrb_hmin);
+    *H = eig.eigenvectors() * values.asDiagonal() * eig.eigenvectors().transpose();
+    return eig.eigenvectors() * (eig.eigenvectors().transpose() * r).cwiseQuotient(values);
+  }
+
+  // MSVR updates of the sampled blocks and the averaged G at the new and old points.
+  void update_blocks(std::int64_t t, const std::vector<std::int64_t>& sampled, Vector* G_new,
+                     Vector* G_old, bool full_data = false) {
+    const std::int64_t nx = x_.size(), count = std::int64_t(sampled.size());
+    const double a = options_.bsvrb_alpha, g = options_.bsvrb_gamma;
+    Matrix rows = Matrix::Zero(nx, 2 * count);  // column k: G_new of sampled[k]; count + k: G_old
+    for (std::int64_t k = 0; k < count; ++k) {
+      const std::int64_t i = sampled[k];
+      if (i < owned_.begin || i >= owned_.end) continue;
+      BlockState& b = blocks_[i - owned_.begin];
+      Sample lower = full_data ? Sample::all()
+                               : block_sample("bilevel.bsvrb.lower", t, i, problem_->lower_samples());
+      Sample upper = full_data ? Sample::all()
+                               : block_sample("bilevel.bsvrb.upper", t, i, problem_->upper_samples());
+      const bool first = b.last == 0;  // never sampled: start the estimators here
+      Vector gy_new, gy_old;
+      problem_->lower_block(i, x_, b.y, nullptr, &gy_new, lower);
+      if (first || b.s.size() == 0) {
+        b.s = gy_new;
+      } else {
+        problem_->lower_block(i, x_prev_, b.y_prev, nullptr, &gy_old, lower);
+        b.s = (1 - a) * b.s + (a + g) * gy_new - g * gy_old;
+      }
+      Vector fx_new, fy_new, fx_old, fy_old, hxy;
+      problem_->upper_block(i, x_, b.y, &fx_new, &fy_new, upper);
+      problem_->upper_block(i, x_prev_, b.y_prev, &fx_old, &fy_old, upper);
+      if (version_ == 1) {
+        // G_old with the old Hessian estimate, at the old point.
+        Matrix hess_new = problem_->lower_block_hessian(i, x_, b.y, lower);
+        if (first) b.H = hess_new;
+        Matrix H_old = b.H;
+        problem_->lower_block_hvp(i, x_prev_, b.y_prev, solve_hessian(&H_old, fy_old), nullptr,
+                                  &hxy, lower);
+        rows.col(count + k) = fx_old - hxy;
+        if (!first) {
+          Matrix hess_old = problem_->lower_block_hessian(i, x_prev_, b.y_prev, lower);
+          b.H = (1 - a) * b.H + (a + g) * hess_new - g * hess_old;
+        }
+        b.H = 0.5 * (b.H + b.H.transpose());
+        problem_->lower_block_hvp(i, x_, b.y, solve_hessian(&b.H, fy_new), nullptr, &hxy, lower);
+        rows.col(k) = fx_new - hxy;
+      } else {
+        Vector hyy_new, hyy_old, hxy_old;
+        problem_->lower_block_hvp(i, x_, b.y, b.v, &hyy_new, &hxy, lower);
+        problem_->lower_block_hvp(i, x_prev_, b.y_prev, b.v_prev, &hyy_old, &hxy_old, lower);
+        Vector gamma_new = hyy_new - fy_new, gamma_old = hyy_old - fy_old;
+        b.u = first ? gamma_new : Vector((1 - a) * b.u + (a + g) * gamma_new - g * gamma_old);
+        rows.col(k) = fx_new - hxy;
+        rows.col(count + k) = fx_old - hxy_old;
+      }
+      if (b.last == 0) b.last = -1;  // sampled once: MSVR corrections apply from now on
+    }
+    // Each column has one owner (or, for collective blocks, is already global everywhere).
+    if (!collective_) detail::allreduce_sum(comm_, rows.data(), rows.size());
+    *G_new = Vector::Zero(nx);
+    *G_old = Vector::Zero(nx);
+    for (std::int64_t k = 0; k < count; ++k) {
+      *G_new += rows.col(k);
+      *G_old += rows.col(count + k);
+    }
+    *G_new /= double(std::max<std::int64_t>(count, 1));
+    *G_old /= double(std::max<std::int64_t>(count, 1));
+  }
+
+  void update_lower(std::int64_t t, const std::vector<std::int64_t>& sampled) {
+    for (auto& b : blocks_) {
+      b.y_prev = b.y;
+      if (version_ == 2) b.v_prev = b.v;
+    }
+    if (version_ == 1) {
+      for (auto& b : blocks_) b.y -= tau_ * b.s;
+      for (std::int64_t i : sampled)
+        if (i >= owned_.begin && i < owned_.end) blocks_[i - owned_.begin].last = t;
+      return;
+    }
+    for (std::int64_t i : sampled) {
+      if (i < owned_.begin || i >= owned_.end) continue;
+      BlockState& b = blocks_[i - owned_.begin];
+      double lag = b.last > 0 ? double(t - b.last) : double(t);
+      b.y -= tau_ * lag * b.s;
+      b.v -= options_.bsvrb_tau_v * lag * b.u;
+      double norm = b.v.norm();
+      if (norm > options_.bsvrb_vbound) b.v *= options_.bsvrb_vbound / norm;
+      b.last = t;
+    }
+  }
+
+  StepReport report(std::int64_t t) {
+    if (t == 1 || options_.eval_every <= 1 || t % options_.eval_every == 0) {
+      double upper = 0.0, lower = 0.0;
+      std::vector<Vector> ys;
+      for (std::int64_t i = owned_.begin; i < owned_.end; ++i) {
+        const BlockState& b = blocks_[i - owned_.begin];
+        upper += problem_->upper_block(i, x_, b.y, nullptr, nullptr);
+        lower += problem_->lower_block(i, x_, b.y, nullptr, nullptr);
+        ys.push_back(b.y);
+      }
+      if (!collective_) {
+        double sums[2] = {upper, lower};
+        detail::allreduce_sum(comm_, sums, 2);
+        upper = sums[0];
+        lower = sums[1];
+      }
+      last_.objective = upper / double(m_);
+      last_.fields = {lower / double(m_), 0.0};
+      if (have_solution_) last_.fields.push_back((x_ - x_star_).norm() / x_star_.norm());
+      for (double value : problem_->metrics(x_, ys)) last_.fields.push_back(value);
+    }
+    StepReport report = last_;
+    report.fields[1] = z_.norm();
+    if (have_solution_) report.fields[2] = (x_ - x_star_).norm() / x_star_.norm();
+    if (!x_.allFinite() || !std::isfinite(report.objective)) {
+      report.status = Status::Diverged;
+      report.message = "the iterates became non-finite (step sizes too large?)";
+    } else if (options_.tol > 0 && report.fields[1] < options_.tol) {
+      report.status = Status::Converged;
+      report.message = "STORM hypergradient estimate below -tol";
+    }
+    return report;
+  }
+
+  template <class Get>
+  void save_blocks(h5::File& file, const std::string& path, std::int64_t cols, Get get) const {
+    RowMatrix data(std::int64_t(blocks_.size()), cols);
+    for (std::size_t k = 0; k < blocks_.size(); ++k) data.row(k) = get(blocks_[k]).transpose();
+    if (collective_) {
+      h5::write(file, path, std::vector<double>(data.data(), data.data() + data.size()),
+                {std::uint64_t(data.rows()), std::uint64_t(cols)});
+    } else {
+      h5::write_rows(file, path, data.data(), std::uint64_t(data.rows()), std::uint64_t(cols));
+    }
+  }
+
+  template <class Set>
+  void load_blocks(const h5::File& file, const std::string& path, std::int64_t cols, Set set) {
+    std::vector<double> data =
+        collective_ ? h5::read_doubles(file, path)
+                    : h5::read_rows(file, path, std::uint64_t(owned_.begin),
+                                    std::uint64_t(owned_.count()));
+    check_all(comm_, std::int64_t(data.size()) == owned_.count() * cols,
+              "checkpoint " + file.path() + ": " + path + " does not match this problem");
+    for (std::int64_t k = 0; k < owned_.count(); ++k)
+      set(blocks_[k], Eigen::Map<const Vector>(data.data() + k * cols, cols));
+  }
+
+  Options options_;
+  std::shared_ptr<BlockProblem> problem_;
+  int version_;
+  MPI_Comm comm_;
+  std::int64_t m_ = 0, d_ = 0;
+  bool collective_ = false;
+  Partition owned_;
+  double tau_ = 1.0;
+  Vector x_, x_prev_, z_;
+  std::vector<BlockState> blocks_;
+  bool have_solution_ = false;
+  Vector x_star_;
+  StepReport last_;
+};
+
+}  // namespace
+
+std::unique_ptr<Solver> make_bsvrb(const Options& options, std::shared_ptr<BlockProblem> problem,
+                                   int version) {
+  return std::make_unique<Bsvrb>(options, std::move(problem), version);
+}
+
+}  // namespace parasol::bilevel
