@@ -190,8 +190,9 @@ File::File(MPI_Comm comm, const std::string& path, Mode mode) : comm_(comm), pat
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // parasol reports errors itself
   Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fapl_mpio(access, comm, MPI_INFO_NULL);
-  // Newer format: large attributes (the option text) and efficient appends.
-  H5Pset_libver_bounds(access, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+  // The 1.8 format: dense storage for large attributes (the option text), and no
+  // "file is open for writing" superblock flag, so a killed run's history stays readable.
+  H5Pset_libver_bounds(access, H5F_LIBVER_V18, H5F_LIBVER_V18);
   if (mode == Mode::Create) {
     id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access);
   } else {
