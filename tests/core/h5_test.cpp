@@ -5,7 +5,7 @@
 
 #include <fstream>
 
-#include "test_util.hpp"
+#include "parasol_test.hpp"
 
 namespace h5 = parasol::h5;
 using parasol::Error;

@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "test_util.hpp"
+#include "parasol_test.hpp"
 
 namespace h5 = parasol::h5;
 using parasol::RunFile;

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "test_util.hpp"
+#include "parasol_test.hpp"
 
 namespace h5 = parasol::h5;
 using parasol::Partition;

@@ -1,5 +1,6 @@
 #pragma once
-// Helpers for core tests: a per-test temporary directory agreed over ranks.
+// Shared by every MPI test binary (include "parasol_test.hpp"): rank/size and a per-test
+// scratch directory agreed over ranks.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
