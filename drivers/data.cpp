@@ -102,11 +102,10 @@ int convert(MPI_Comm comm) {
     }
     if (scale) scale_to_unit(table);
   });
-  save_table(comm, output, table, describe("convert"));
-  if (root(comm))
-    std::printf("wrote %s: %lld x %lld%s%s\n", output.c_str(), static_cast<long long>(table.rows),
-                static_cast<long long>(table.cols), table.sparse ? " (CSR)" : "",
-                table.y.size() ? ", /y" : "");
+  const std::string summary = std::to_string(table.rows) + " x " + std::to_string(table.cols) +
+                              (table.sparse ? " (CSR)" : "") + (table.y.size() ? ", /y" : "");
+  save_table(comm, output, std::move(table), describe("convert"));
+  if (root(comm)) std::printf("wrote %s: %s\n", output.c_str(), summary.c_str());
   return 0;
 }
 

@@ -147,7 +147,8 @@ Rows rows_from_table(MPI_Comm comm, Table table);
 void save_rows(MPI_Comm comm, const std::string& path, const Rows& rows,
                const std::string& description);
 // Sparse tables (LIBSVM -sparse) are written as CSR; `table` is rank 0's, others pass empty.
-void save_table(MPI_Comm comm, const std::string& path, const Table& table,
+// Taken by value: move a large table in.
+void save_table(MPI_Comm comm, const std::string& path, Table table,
                 const std::string& description);
 
 // Moves local row i to global position dest[i] of a `total`-row result; the destinations of

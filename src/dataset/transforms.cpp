@@ -130,12 +130,12 @@ void save_rows(MPI_Comm comm, const std::string& path, const Rows& rows,
   writer.commit();
 }
 
-void save_table(MPI_Comm comm, const std::string& path, const Table& table,
+void save_table(MPI_Comm comm, const std::string& path, Table table,
                 const std::string& description) {
   int sparse = table.sparse ? 1 : 0;
   MPI_Bcast(&sparse, 1, MPI_INT, 0, comm);
   if (!sparse) {
-    save_rows(comm, path, rows_from_table(comm, table), description);
+    save_rows(comm, path, rows_from_table(comm, std::move(table)), description);
     return;
   }
   long long D = table.cols, has_y = table.y.size() > 0 ? 1 : 0;
@@ -143,7 +143,7 @@ void save_table(MPI_Comm comm, const std::string& path, const Table& table,
   MPI_Bcast(&has_y, 1, MPI_LONG_LONG, 0, comm);
   const bool root = comm_rank(comm) == 0;
   DatasetWriter writer(comm, path, description);
-  writer.write_X_csr(root ? table.csr : CsrRows{}, D);
+  writer.write_X_csr(root ? table.csr : CsrRows(), D);
   if (has_y) writer.write_column("y", root ? table.y : Eigen::VectorXd());
   writer.commit();
 }
