@@ -23,12 +23,17 @@ SLURM_LOCK=$SLURM_DIR.lock
 
 slurm_log() { echo "[slurm] $*" >&2; }
 
-# Prints the pid stored in file $1 if that process is alive; fails otherwise.
+# Prints the pid stored in file $1 if that process is alive and is the daemon the file is
+# named after (a stale pid file may name an unrelated process after a restart); fails
+# otherwise.
 slurm_live_pid() {
-  local pid
+  local pid name
   [[ -s $1 ]] || return 1
   pid=$(<"$1")
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  name=$(basename "$1" .pid)
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null || echo "$name") == "$name" ]] || return 1
+  echo "$pid"
 }
 
 # Terminates the daemon whose pid is in file $1 (TERM, then KILL after $2 seconds).
