@@ -178,7 +178,9 @@ class Model {
 
   virtual void prepare(const Parameters& p, const StateSet& states, double temperature) = 0;
   // For data point y: its H' candidates and the log-likelihood log p(y | s) of each state.
-  virtual void select_and_loglik(const double* y, int* candidates, double* loglik) const = 0;
+  // With `keep` true the candidates are given (in `candidates`) instead of selected.
+  virtual void select_and_loglik(const double* y, int* candidates, double* loglik,
+                                 bool keep = false) const = 0;
   virtual std::int64_t statistics_size() const = 0;
   // Adds a kept point's contribution under posterior weights q (sum 1) to `stats`.
   virtual void accumulate(const double* y, const int* candidates, const double* q,
@@ -254,6 +256,12 @@ class ETSolver : public IterativeSolver {
   Parameters params_;
   Summary summary_;
   double previous_objective_ = 0.0;
+  // Each local point's candidates of the last iteration. Once the schedules have settled a
+  // point keeps them when they explain it better than the new selection, so the truncated
+  // log-likelihood cannot drop through a change of candidates.
+  Eigen::Matrix<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> previous_candidates_;
+  bool have_candidates_ = false;
+  std::int64_t row_offset_ = 0;  // global index of the first local row
 };
 
 // Inference on new data with fixed parameters: per point the top_k states of the

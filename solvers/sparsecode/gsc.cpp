@@ -96,7 +96,8 @@ class GscModel : public Model {
     cached_doubles_ = 0.0;
   }
 
-  void select_and_loglik(const double* y_ptr, int* candidates, double* loglik) const override {
+  void select_and_loglik(const double* y_ptr, int* candidates, double* loglik,
+                         bool keep) const override {
     const StateSet& S = *states_;
     const Eigen::Map<const Eigen::VectorXd> y(y_ptr, D_);
     const Eigen::VectorXd wy = precision_.cwiseProduct(y);
@@ -114,7 +115,7 @@ class GscModel : public Model {
       loglik[S.singleton_state(h, 1)] = value;
       score[h] = value + log_odds_(h);
     }
-    select_top(score, S.Hprime(), candidates);
+    if (!keep) select_top(score, S.Hprime(), candidates);
     if (S.combo_count() == 0) return;
     const CandidateTerms& t = terms(candidates);
     double b[64], m[64], c[64];

@@ -73,7 +73,8 @@ class LinearModel : public Model {
     log_prior_ = states.log_prior(log_value_prior(p));
   }
 
-  void select_and_loglik(const double* y_ptr, int* candidates, double* loglik) const override {
+  void select_and_loglik(const double* y_ptr, int* candidates, double* loglik,
+                         bool keep) const override {
     const StateSet& S = *states_;
     const Eigen::Map<const Eigen::VectorXd> y(y_ptr, D_);
     const Eigen::VectorXd Wy = W_ * y;
@@ -91,7 +92,7 @@ class LinearModel : public Model {
         score[h] = std::max(score[h], loglik[k] + log_prior_(k));
       }
     }
-    select_top(score, S.Hprime(), candidates);
+    if (!keep) select_top(score, S.Hprime(), candidates);
     if (S.combo_count() == 0) return;
     // All candidate states at once: predicted means (combos x D) = states x fields.
     Eigen::MatrixXd Wc(S.Hprime(), D_);
@@ -102,25 +103,23 @@ class LinearModel : public Model {
         (log_norm_ + scale * mean.rowwise().squaredNorm().array()).matrix();
   }
 
-  // Layout: Wq (H x H) | Wp (H x D) | sum <|y - W s|^2> | value counts (V).
+  // Layout: Wq (H x H) | Wp (H x D) | sum |y|^2 | value counts (V).
   std::int64_t statistics_size() const override {
     return std::int64_t(H_) * H_ + std::int64_t(H_) * D_ + 1 + states_->value_count();
   }
 
   void accumulate(const double* y_ptr, const int* candidates, const double* q_ptr,
-                  const double* loglik, double* stats) const override {
+                  const double* /*loglik*/, double* stats) const override {
     const StateSet& S = *states_;
     const int K = S.size();
     const Eigen::Map<const Eigen::VectorXd> y(y_ptr, D_);
     const Eigen::Map<const Eigen::VectorXd> q(q_ptr, K);
     Eigen::Map<Eigen::MatrixXd> Wq(stats, H_, H_);
     Eigen::Map<Eigen::MatrixXd> Wp(stats + H_ * H_, H_, D_);
-    double& residual = stats[H_ * H_ + H_ * D_];
+    double& energy = stats[H_ * H_ + H_ * D_];
     Eigen::Map<Eigen::VectorXd> counts(stats + H_ * H_ + H_ * D_ + 1, S.value_count());
 
-    // <|y - W s|^2> from the stored log-likelihoods (old W), for the sigma update.
-    const Eigen::Map<const Eigen::VectorXd> ll(loglik, K);
-    residual += -2.0 * variance_ * (q.dot(ll) - log_norm_);
+    energy += y.squaredNorm();
     counts.noalias() += S.value_counts().transpose() * q;
 
     Eigen::VectorXd s_mean = Eigen::VectorXd::Zero(H_);
@@ -147,13 +146,17 @@ class LinearModel : public Model {
     const StateSet& S = *states_;
     const Eigen::Map<const Eigen::MatrixXd> Wq(stats, H_, H_);
     const Eigen::Map<const Eigen::MatrixXd> Wp(stats + H_ * H_, H_, D_);
-    const double residual = stats[H_ * H_ + H_ * D_];
+    const double energy = stats[H_ * H_ + H_ * D_];
     const Eigen::Map<const Eigen::VectorXd> counts(stats + H_ * H_ + H_ * D_ + 1,
                                                    S.value_count());
     Parameters p = old;
     // W^T = <s s^T>^-1 <s> y^T; the pseudo-inverse keeps never-used units at zero.
     p.W = Wq.completeOrthogonalDecomposition().solve(Wp);
-    p.sigma(0) = std::sqrt(std::max(residual, 0.0) / (D_ * n_used));
+    // sigma^2 = sum <|y - W s|^2> / (D N) at the new W (ProSper uses the old W, which is
+    // not the maximizer): |y|^2 - 2 <s>^T W y + tr(W W^T <s s^T>) summed over points.
+    const double residual =
+        energy - 2.0 * (p.W.array() * Wp.array()).sum() + (p.W.array() * (Wq * p.W).array()).sum();
+    p.sigma(0) = std::sqrt(std::max(residual, 1e-300) / (D_ * n_used));
     if (kind_ == "dsc") {
       // Categorical prior from the expected value counts (no truncation correction).
       p.pi = counts / counts.sum();

@@ -73,7 +73,8 @@ class MaxModel : public Model {
     damping_ = ((rho_ - 1.0) * log_abs).exp().matrix();  // (|W| / scale)^(rho - 1)
   }
 
-  void select_and_loglik(const double* y_ptr, int* candidates, double* loglik) const override {
+  void select_and_loglik(const double* y_ptr, int* candidates, double* loglik,
+                         bool keep) const override {
     const StateSet& S = *states_;
     const Eigen::Map<const Eigen::VectorXd> y(y_ptr, D_);
     const Eigen::VectorXd Wy = W_ * y;
@@ -91,7 +92,7 @@ class MaxModel : public Model {
       for (int h = 0; h < H_; ++h)
         score[h] = -(W_.row(h).transpose() - y).cwiseMax(0.0).sum();
     }
-    select_top(score, S.Hprime(), candidates);
+    if (!keep) select_top(score, S.Hprime(), candidates);
     if (S.combo_count() == 0) return;
     Eigen::MatrixXd mean = terms(candidates).mean;
     mean.rowwise() -= y.transpose();

@@ -241,6 +241,11 @@ ETSolver::ETSolver(MPI_Comm comm, const Options& options, RowMatrix Y_local)
   if (d_min != d_max) throw Error("sparsecode: ranks disagree on the data dimension");
   D_ = d_max;
   if (n_local == 0) Y_.resize(0, D_);
+  std::int64_t rows_local = Y_.rows();
+  MPI_Exscan(&rows_local, &row_offset_, 1, MPI_INT64_T, MPI_SUM, comm_);
+  int rank = 0;
+  MPI_Comm_rank(comm_, &rank);
+  if (rank == 0) row_offset_ = 0;  // MPI_Exscan leaves rank 0's result undefined
   params_ = model_->initialize(data_moments(comm_, Y_), options_.H, options_.seed);
   model_->prepare(params_, states_, 1.0);
 }
@@ -301,12 +306,33 @@ StepReport ETSolver::step(std::int64_t iteration) {
     if (per_point) model_->point_log_prior(candidates.row(i).data(), log_prior.data());
     return log_prior;
   };
-  Eigen::VectorXd f(K);
+  std::int64_t settled = 0;
+  for (const Schedule* s : {&options_.temperature, &options_.ncut_factor, &options_.W_noise,
+                            &options_.pi_noise, &options_.sigma_noise})
+    settled = std::max(settled, s->settled_after(max_it));
+  const bool keep_better = iteration > settled && have_candidates_;
+  Eigen::VectorXd f(K), old_loglik(K);
   for (Eigen::Index i = 0; i < n; ++i) {
     model_->select_and_loglik(Y_.row(i).data(), candidates.row(i).data(), loglik.row(i).data());
     f = loglik.row(i).transpose() + prior_of(i);
     log_joint(i) = log_sum_exp(f.data(), K);
+    if (keep_better && candidates.row(i) != previous_candidates_.row(i)) {
+      const Eigen::RowVectorXi fresh = candidates.row(i);
+      candidates.row(i) = previous_candidates_.row(i);
+      model_->select_and_loglik(Y_.row(i).data(), candidates.row(i).data(), old_loglik.data(), true);
+      f = old_loglik + prior_of(i);
+      const double old_joint = log_sum_exp(f.data(), K);
+      if (old_joint > log_joint(i)) {
+        loglik.row(i) = old_loglik.transpose();
+        log_joint(i) = old_joint;
+      } else {
+        candidates.row(i) = fresh;
+        prior_of(i);  // back to the fresh candidates' prior
+      }
+    }
   }
+  previous_candidates_ = candidates;
+  have_candidates_ = true;
 
   // Data truncation: keep the points best explained by the truncated state sets.
   const TruncationMass mass =
@@ -359,10 +385,6 @@ StepReport ETSolver::step(std::int64_t iteration) {
   summary_.iterations = iteration;
   summary_.log_likelihood = objective;
   summary_.N_use = static_cast<std::int64_t>(n_used);
-  std::int64_t settled = 0;
-  for (const Schedule* s : {&options_.temperature, &options_.ncut_factor, &options_.W_noise,
-                            &options_.pi_noise, &options_.sigma_noise})
-    settled = std::max(settled, s->settled_after(max_it));
   if (options_.tol > 0 && iteration > settled + 1 &&
       std::abs(objective - previous_objective_) <= options_.tol * std::abs(objective)) {
     report.status = Status::Converged;
@@ -390,6 +412,13 @@ void ETSolver::save_state(h5::File& file, const std::string& group) const {
   if (params_.mu.size() > 0) write_vector(file, group + "/mu", params_.mu);
   if (params_.psi.size() > 0) write_vector(file, group + "/psi", params_.psi);
   h5::write(file, group + "/previous_objective", std::vector<double>{previous_objective_}, {1});
+  if (!have_candidates_) return;  // the same on every rank: set by step()
+  // Row-distributed: each rank writes its points' candidates in global row order.
+  std::vector<std::int64_t> cand(previous_candidates_.data(),
+                                 previous_candidates_.data() + previous_candidates_.size());
+  h5::write_rows(file, group + "/candidates", cand.data(),
+                 static_cast<std::uint64_t>(previous_candidates_.rows()),
+                 static_cast<std::uint64_t>(options_.Hprime));
 }
 
 void ETSolver::load_state(const h5::File& file, const std::string& group) {
@@ -421,6 +450,23 @@ void ETSolver::load_state(const h5::File& file, const std::string& group) {
   params_ = p;
   if (file.exists(group + "/previous_objective"))
     previous_objective_ = h5::read_doubles(file, group + "/previous_objective").at(0);
+  previous_candidates_.resize(0, options_.Hprime);
+  have_candidates_ = false;
+  if (file.exists(group + "/candidates")) {
+    const std::vector<std::uint64_t> shape = h5::shape(file, group + "/candidates");
+    if (shape.size() == 2 && static_cast<std::int64_t>(shape[0]) == N_ &&
+        static_cast<int>(shape[1]) == options_.Hprime) {
+      const std::vector<std::int64_t> cand =
+          h5::read_rows_int64(file, group + "/candidates", row_offset_, Y_.rows());
+      previous_candidates_.resize(Y_.rows(), options_.Hprime);
+      for (std::size_t i = 0; i < cand.size(); ++i) {
+        if (cand[i] < 0 || cand[i] >= options_.H)
+          throw Error("restart " + file.path() + ": candidate index out of range");
+        previous_candidates_.data()[i] = static_cast<int>(cand[i]);
+      }
+      have_candidates_ = true;
+    }
+  }
 }
 
 void ETSolver::write_solution(h5::File& file) const {

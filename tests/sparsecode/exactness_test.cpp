@@ -33,6 +33,8 @@ Exact brute_force(const std::string& kind, const std::vector<double>& values,
   Eigen::MatrixXd Wq = Eigen::MatrixXd::Zero(H, H), Wp = Eigen::MatrixXd::Zero(H, D);
   Eigen::VectorXd counts = Eigen::VectorXd::Zero(V);
   double r2sum = 0, llsum = 0;
+  std::vector<std::vector<double>> lj_all;
+  std::vector<Eigen::VectorXd> s_list;
   Exact out;
   out.marginals.setZero(N, H);
   out.map_state.setZero(N, H);
@@ -59,6 +61,8 @@ Exact brute_force(const std::string& kind, const std::vector<double>& values,
     for (double v : lj) z += std::exp(v - top);
     const double logpy = top + std::log(z);
     llsum += logpy;
+    lj_all.push_back(lj);
+    s_list = s_all;
     const int map = static_cast<int>(std::max_element(lj.begin(), lj.end()) - lj.begin());
     out.map_state.row(n) = s_all[map].transpose();
     for (int k = 0; k < states; ++k) {
@@ -66,7 +70,6 @@ Exact brute_force(const std::string& kind, const std::vector<double>& values,
       const Eigen::VectorXd& s = s_all[k];
       Wq += q * s * s.transpose();
       Wp += q * s * y.transpose();
-      r2sum += q * (y - p.W.transpose() * s).squaredNorm();
       for (int h = 0; h < H; ++h) {
         counts(idx_all[k][h]) += q;
         if (s(h) != 0) out.marginals(n, h) += q;
@@ -75,6 +78,16 @@ Exact brute_force(const std::string& kind, const std::vector<double>& values,
   }
   out.log_likelihood = llsum / N;
   out.W = Wq.fullPivLu().solve(Wp);
+  // sigma at the new W: a second pass over all states and points.
+  for (int n = 0; n < N; ++n) {
+    const Eigen::VectorXd y = Y.row(n).transpose();
+    double top = *std::max_element(lj_all[n].begin(), lj_all[n].end()), z = 0;
+    for (double v : lj_all[n]) z += std::exp(v - top);
+    for (int k = 0; k < states; ++k) {
+      const double q = std::exp(lj_all[n][k] - top) / z;
+      r2sum += q * (y - out.W.transpose() * s_list[k]).squaredNorm();
+    }
+  }
   out.sigma = std::sqrt(r2sum / (double(D) * N));
   if (kind == "dsc")
     out.pi = counts / counts.sum();
