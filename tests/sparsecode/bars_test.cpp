@@ -22,6 +22,7 @@ struct Case {
   int Hprime, gamma;
   std::int64_t max_it;
   std::string temperature;
+  bool anneal_prior = false;
 };
 
 void run_bars(const Case& c) {
@@ -46,6 +47,7 @@ void run_bars(const Case& c) {
     o.max_it = c.max_it;
     o.seed = seed;
     o.temperature = sc::Schedule::parse(c.temperature, "anneal_T");
+    o.anneal_prior = c.anneal_prior;
     o.ncut_factor = sc::Schedule::parse("0:0,0.67:1", "anneal_ncut");
     sc::ETSolver solver(comm, o, t::local_bars(comm, spec, W, 1000, seed));
     for (std::int64_t it = 1; it <= o.max_it; ++it) solver.step(it);
@@ -66,8 +68,10 @@ void run_bars(const Case& c) {
 
 }  // namespace
 
+// Annealing as in ProSper's shipped schedules, shortened: T from 4 (bsc, mca, dsc, gsc) or 2
+// (tsc) down to 1; mca tempers the prior as well, as ProSper's MCA does.
 TEST(SparsecodeBars, BinarySparseCoding) { run_bars({"bsc", 8, 5, 80, "0:4,0.7:1"}); }
-TEST(SparsecodeBars, MaximalCausesAnalysis) { run_bars({"mca", 8, 5, 80, "0:4,0.7:1"}); }
-TEST(SparsecodeBars, TernarySparseCoding) { run_bars({"tsc", 6, 3, 80, "0:4,0.7:1"}); }
+TEST(SparsecodeBars, MaximalCausesAnalysis) { run_bars({"mca", 8, 5, 100, "0:4,0.7:1", true}); }
+TEST(SparsecodeBars, TernarySparseCoding) { run_bars({"tsc", 6, 3, 80, "0:2,0.6:1"}); }
 TEST(SparsecodeBars, DiscreteSparseCoding) { run_bars({"dsc", 6, 3, 80, "0:4,0.7:1"}); }
 TEST(SparsecodeBars, SpikeAndSlabSparseCoding) { run_bars({"gsc", 7, 4, 80, "0:4,0.7:1"}); }
