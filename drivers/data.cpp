@@ -58,6 +58,16 @@ std::string shape_text(const Rows& rows) {
   return s;
 }
 
+// Runs a transform; its errors (already collective) are prefixed with the input file.
+template <class Work>
+Rows on_file(const std::string& input, Work&& work) {
+  try {
+    return work();
+  } catch (const Error& e) {
+    throw Error(input + ": " + e.what());
+  }
+}
+
 void report(MPI_Comm comm, const std::string& path, const Rows& rows) {
   if (root(comm)) std::printf("wrote %s: %s\n", path.c_str(), shape_text(rows).c_str());
 }
@@ -188,7 +198,8 @@ int subset_command(MPI_Comm comm) {
   std::set<double> distinct(options.classes.begin(), options.classes.end());
   check_all(comm, distinct.size() == options.classes.size(), "option -classes: repeated class");
 
-  Rows out = subset(comm, load_rows(comm, input), options);
+  Rows in = load_rows(comm, input);
+  Rows out = on_file(input, [&] { return subset(comm, in, options); });
   save_rows(comm, output, out, describe("subset"));
   report(comm, output, out);
   return 0;
@@ -211,8 +222,10 @@ int corrupt_command(MPI_Comm comm) {
   require(comm, input, "input");
   require(comm, output, "output");
   std::int64_t changed = 0;
-  Rows out = corrupt_labels(comm, load_rows(comm, input), rate, static_cast<std::uint64_t>(seed),
-                            num_classes, &changed);
+  Rows in = load_rows(comm, input);
+  Rows out = on_file(input, [&] {
+    return corrupt_labels(comm, in, rate, static_cast<std::uint64_t>(seed), num_classes, &changed);
+  });
   save_rows(comm, output, out, describe("corrupt"));
   report(comm, output, out);
   if (root(comm))
@@ -247,7 +260,7 @@ int standardize_command(MPI_Comm comm) {
     const auto& s = stats.extras.at("std").values;
     Eigen::VectorXd mean = Eigen::Map<const Eigen::VectorXd>(m.data(), m.size());
     Eigen::VectorXd stddev = Eigen::Map<const Eigen::VectorXd>(s.data(), s.size());
-    out = standardize(comm, in, &mean, &stddev);
+    out = on_file(input, [&] { return standardize(comm, in, &mean, &stddev); });
   }
   save_rows(comm, output, out, describe("standardize"));
   report(comm, output, out);
@@ -293,7 +306,8 @@ int patches_command(MPI_Comm comm) {
   if (finish_options(comm)) return 0;
   require(comm, input, "input");
   require(comm, output, "output");
-  Rows out = cut_patches(comm, load_rows(comm, input), o);
+  Rows in = load_rows(comm, input);
+  Rows out = on_file(input, [&] { return cut_patches(comm, in, o); });
   save_rows(comm, output, out, describe("patches"));
   report(comm, output, out);
   return 0;

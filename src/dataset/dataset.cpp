@@ -310,6 +310,9 @@ DatasetWriter::~DatasetWriter() {
 
 void DatasetWriter::write_X(const RowMatrix& X_local, std::int64_t cols) {
   const std::uint64_t n = static_cast<std::uint64_t>(X_local.rows());
+  check_all(comm_, n == 0 || X_local.cols() == cols,
+            path_ + ": cannot save: local rows have " + std::to_string(X_local.cols()) +
+                " columns, expected " + std::to_string(cols));
   RowMatrix empty(0, cols);
   const RowMatrix& local = n > 0 ? X_local : empty;
   h5::write_rows(file_, "X", local.data(), n, static_cast<std::uint64_t>(cols));
