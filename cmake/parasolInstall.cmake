@@ -19,3 +19,8 @@ install(FILES
   ${CMAKE_CURRENT_BINARY_DIR}/parasolConfigVersion.cmake
   cmake/parasolDependencies.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/parasol)
+
+# The analysis tool (python/): the package under share/parasol/python, its wrapper in bin/.
+install(DIRECTORY python/parasol_analysis DESTINATION ${CMAKE_INSTALL_DATADIR}/parasol/python
+  PATTERN __pycache__ EXCLUDE)
+install(PROGRAMS python/parasol-analysis DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -400,7 +400,8 @@ void create_series(File& file, const std::string& path) {
   if (!set.valid()) fail(file.path(), "cannot create series " + path);
 }
 
-void append_series(File& file, const std::string& path, double value) {
+void append_series(File& file, const std::string& path, const std::vector<double>& values) {
+  if (values.empty()) return;
   Handle set(H5Dopen2(file.id(), path.c_str(), H5P_DEFAULT), H5Dclose);
   if (!set.valid()) fail(file.path(), "missing series " + path);
   hsize_t n = 0;
@@ -408,17 +409,17 @@ void append_series(File& file, const std::string& path, double value) {
     Handle space(H5Dget_space(set), H5Sclose);
     H5Sget_simple_extent_dims(space, &n, nullptr);
   }
-  hsize_t grown = n + 1, one = 1;
+  hsize_t count = values.size(), grown = n + count;
   H5Dset_extent(set, &grown);
   Handle space(H5Dget_space(set), H5Sclose);
-  Handle memspace(H5Screate_simple(1, &one, nullptr), H5Sclose);
+  Handle memspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
   if (rank_of(file.comm()) == 0) {
-    H5Sselect_hyperslab(space, H5S_SELECT_SET, &n, nullptr, &one, nullptr);
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, &n, nullptr, &count, nullptr);
   } else {
     H5Sselect_none(space);
     H5Sselect_none(memspace);
   }
-  if (H5Dwrite(set, H5T_NATIVE_DOUBLE, memspace, space, collective_transfer(), &value) < 0)
+  if (H5Dwrite(set, H5T_NATIVE_DOUBLE, memspace, space, collective_transfer(), values.data()) < 0)
     fail(file.path(), "cannot append to " + path);
 }
 

@@ -19,6 +19,23 @@ std::set<std::string>& known_options() {
   return names;
 }
 
+// The effective value of every option read (given or default), in the order read, for the
+// run file's record of the full option set.
+std::vector<std::pair<std::string, std::string>>& effective_options() {
+  static std::vector<std::pair<std::string, std::string>> values;
+  return values;
+}
+
+void record_effective(const std::string& name, const std::string& value) {
+  auto& values = effective_options();
+  for (auto& entry : values)
+    if (entry.first == name) {
+      entry.second = value;
+      return;
+    }
+  values.emplace_back(name, value);
+}
+
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -98,7 +115,9 @@ std::string OptionReader::string(const std::string& name, const std::string& hel
   PARASOL_PETSC(PetscOptionsString_Private(items, opt.c_str(), help.c_str(), nullptr,
                                            def.c_str(), buffer.data(), buffer.size(), &set));
   if (set) set_.push_back(name);
-  return set ? std::string(buffer.data()) : def;
+  const std::string value = set ? std::string(buffer.data()) : def;
+  record_effective(prefix_ + name, value);
+  return value;
 }
 
 std::int64_t OptionReader::integer(const std::string& name, const std::string& help,
@@ -138,6 +157,7 @@ bool OptionReader::flag(const std::string& name, const std::string& help, bool d
   PARASOL_PETSC(
       PetscOptionsBool_Private(items, opt.c_str(), help.c_str(), nullptr, value, &value, &set));
   if (set) set_.push_back(name);
+  record_effective(prefix_ + name, value == PETSC_TRUE ? "true" : "false");
   return value == PETSC_TRUE;
 }
 
@@ -251,19 +271,36 @@ CommonOptions read_common_options(MPI_Comm comm, const std::string& solver,
 }
 
 std::string options_as_text() {
+  // Every option parasol read, with its effective value (defaults included), then anything
+  // else that was given (PETSc's own, sub-solvers' such as -ksp_type), one per line.
+  std::string out;
+  std::set<std::string> listed;
+  for (const auto& [name, value] : effective_options()) {
+    out += "-" + name + (value.empty() ? "" : " " + value) + "\n";
+    listed.insert(name);
+  }
   char* text = nullptr;
   PARASOL_PETSC(PetscOptionsGetAll(nullptr, &text));
-  std::string all = text ? text : "";
+  std::istringstream given(text ? text : "");
   PetscFree(text);
-  // One "-name value" per line reads better in h5py and diffs.
-  std::string out;
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    const bool starts_option = all[i] == '-' && i > 0 && all[i - 1] == ' ' &&
-                               i + 1 < all.size() && std::isalpha(static_cast<unsigned char>(all[i + 1]));
-    if (starts_option && !out.empty()) out.back() = '\n';
-    out += all[i];
+  std::string token, pending;
+  auto emit = [&] {
+    if (!pending.empty() && !listed.count(pending.substr(1, pending.find(' ') - 1)))
+      out += pending + "\n";
+    pending.clear();
+  };
+  while (given >> token) {
+    const bool is_name = token.size() > 1 && token[0] == '-' &&
+                         std::isalpha(static_cast<unsigned char>(token[1]));
+    if (is_name) {
+      emit();
+      pending = token;
+    } else if (!pending.empty()) {
+      pending += " " + token;
+    }
   }
-  while (!out.empty() && (out.back() == ' ' || out.back() == '\n')) out.pop_back();
+  emit();
+  if (!out.empty()) out.pop_back();
   return out;
 }
 

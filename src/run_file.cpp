@@ -80,10 +80,27 @@ void RunFile::append_history(const std::vector<double>& row) {
   check_all(comm_, row.size() == columns_.size(),
             "history row has " + std::to_string(row.size()) + " values for " +
                 std::to_string(columns_.size()) + " columns");
-  for (std::size_t i = 0; i < row.size(); ++i)
-    h5::append_series(file_, "/history/" + columns_[i], row[i]);
-  // Flushed per row so that a killed run keeps its history.
+  pending_rows_.push_back(row);
+  // Rank 0's clock decides, so that every rank takes part in the same collective writes.
+  int due = MPI_Wtime() - last_flush_ >= flush_interval_ ? 1 : 0;
+  MPI_Bcast(&due, 1, MPI_INT, 0, comm_);
+  if (due) flush_history();
+}
+
+void RunFile::flush_history() {
+  if (!pending_rows_.empty()) {
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      std::vector<double> column;
+      for (const auto& row : pending_rows_) column.push_back(row[c]);
+      h5::append_series(file_, "/history/" + columns_[c], column);
+    }
+    // Progress so far, so that a killed run's FILE.partial says how far it got.
+    h5::set_attr(file_, "/", "iterations", static_cast<std::int64_t>(pending_rows_.back()[0]));
+    h5::set_attr(file_, "/", "wall_time", pending_rows_.back()[1]);
+    pending_rows_.clear();
+  }
   file_.flush();
+  last_flush_ = MPI_Wtime();
 }
 
 void RunFile::describe_input(const std::string& role, const std::string& input_path,
@@ -99,6 +116,7 @@ void RunFile::finalize(Status status, std::int64_t iterations, double wall_time,
                        const std::string& message) {
   if (finalized_) return;
   finalized_ = true;
+  flush_history();
   h5::set_attr(file_, "/", "status", std::string(to_string(status)));
   if (iterations >= 0) h5::set_attr(file_, "/", "iterations", iterations);
   if (wall_time >= 0) h5::set_attr(file_, "/", "wall_time", wall_time);

@@ -132,6 +132,7 @@ RunSummary run_solver(IterativeSolver& solver, const CommonOptions& options, Run
     if (options.checkpoint.empty() || last_checkpoint == iteration) return;
     write_checkpoint(comm, options.checkpoint, solver, iteration, elapsed(), history);
     last_checkpoint = iteration;
+    if (run_file) run_file->flush_history();  // the run file is never behind the checkpoint
   };
 
   for (std::int64_t it = first; it <= options.max_it; ++it) {

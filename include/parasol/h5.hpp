@@ -83,8 +83,8 @@ std::vector<std::int64_t> attr_int64s(const File& file, const std::string& objec
 // Creates a group (and any missing parents); a no-op when it exists.
 void create_group(File& file, const std::string& path);
 
-// An extendible 1-D float64 dataset that grows by one entry per append (history columns).
+// An extendible 1-D float64 dataset that grows by appends (history columns).
 void create_series(File& file, const std::string& path);
-void append_series(File& file, const std::string& path, double value);
+void append_series(File& file, const std::string& path, const std::vector<double>& values);
 
 }  // namespace parasol::h5

@@ -2,7 +2,9 @@
 // The run file: one self-describing HDF5 file per run (schema in docs/output-format.md).
 // It is written as FILE.partial and renamed to FILE only when complete, so an existing
 // FILE is never left half-overwritten. /history rows are appended and flushed as the run
-// goes, so a killed run keeps its history in FILE.partial.
+// goes (batched: at most one flush per flush interval, default 1 s, so that cheap iterations
+// are not slowed by collective I/O), so a killed run keeps its history in FILE.partial up to
+// the last flush.
 #include <parasol/h5.hpp>
 
 #include <cstdint>
@@ -33,7 +35,12 @@ class RunFile {
   const std::vector<std::string>& history_columns() const { return columns_; }
 
   // Collective; `row` has one value per history column (iteration, wall_time, objective, ...).
+  // Written to the file when the flush interval has passed since the last write.
   void append_history(const std::vector<double>& row);
+  // Collective: writes the rows not yet written and flushes the file.
+  void flush_history();
+  // Seconds between history writes (0: every row).
+  void set_flush_interval(double seconds) { flush_interval_ = seconds; }
 
   // Records an input file under /input/<role>: its path, shape and CRC32 checksum.
   void describe_input(const std::string& role, const std::string& input_path,
@@ -50,6 +57,9 @@ class RunFile {
   std::vector<std::string> columns_;
   h5::File file_;
   bool finalized_ = false;
+  std::vector<std::vector<double>> pending_rows_;
+  double flush_interval_ = 1.0;
+  double last_flush_ = -1e300;
 };
 
 }  // namespace parasol

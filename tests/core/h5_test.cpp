@@ -58,7 +58,8 @@ TEST(H5, SeriesGrowByAppends) {
   const std::string path = parasol::test::scratch_dir() + "/series.h5";
   h5::File f(MPI_COMM_WORLD, path, h5::File::Mode::Create);
   h5::create_series(f, "/history/objective");
-  for (int i = 0; i < 300; ++i) h5::append_series(f, "/history/objective", 0.5 * i);
+  for (int i = 0; i < 300; i += 3)
+    h5::append_series(f, "/history/objective", {0.5 * i, 0.5 * (i + 1), 0.5 * (i + 2)});
   const auto values = h5::read_doubles(f, "/history/objective");
   ASSERT_EQ(values.size(), 300u);
   EXPECT_EQ(values[299], 149.5);

@@ -83,3 +83,18 @@ TEST(Options, CommonOptionsValidation) {
   ScopedOptions set({{"-max_it", "-3"}});
   EXPECT_THROW(parasol::read_common_options(MPI_COMM_WORLD, "test", {}), Error);
 }
+
+TEST(Options, RunFileRecordsEffectiveValuesIncludingDefaults) {
+  ScopedOptions set({{"-t2_given", "3"}, {"-ksp_type", "cg"}});
+  {
+    OptionReader r(MPI_COMM_WORLD, "t2_", "test");
+    r.integer("given", "given", 1);
+    r.real("defaulted", "default", 0.25);
+    r.flag("switch", "flag", false);
+  }
+  const std::string text = parasol::options_as_text();
+  EXPECT_NE(text.find("-t2_given 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("-t2_defaulted 0.25\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("-t2_switch false"), std::string::npos) << text;
+  EXPECT_NE(text.find("-ksp_type cg"), std::string::npos) << text;  // given, read elsewhere
+}

@@ -62,3 +62,18 @@ TEST(RunFile, ExitCodes) {
   EXPECT_NE(parasol::exit_code(Status::Failed), 0);
   EXPECT_STREQ(parasol::to_string(Status::MaxIterations), "max_iterations");
 }
+
+TEST(RunFile, HistoryIsBatchedUntilTheFlushInterval) {
+  const std::string path = parasol::test::scratch_dir() + "/run.h5";
+  RunFile run(MPI_COMM_WORLD, path, "s", "m", 1, {});
+  run.set_flush_interval(1e9);
+  run.append_history({1, 0.0, 1.0});  // the first row is written at once
+  run.append_history({2, 0.1, 0.5});
+  run.append_history({3, 0.2, 0.25});
+  EXPECT_EQ(h5::read_doubles(run.file(), "/history/objective").size(), 1u);
+  run.flush_history();
+  EXPECT_EQ(h5::read_doubles(run.file(), "/history/objective"),
+            (std::vector<double>{1.0, 0.5, 0.25}));
+  EXPECT_EQ(h5::attr_int(run.file(), "/", "iterations"), 3);
+  run.finalize(Status::MaxIterations, 3, 0.2);
+}
