@@ -4,6 +4,7 @@
 #include <parasol/bilevel.hpp>
 #include <parasol/driver.hpp>
 #include <parasol/error.hpp>
+#include <parasol/h5.hpp>
 #include <parasol/options.hpp>
 
 #include <string>
@@ -44,7 +45,7 @@ Options read_method_options(MPI_Comm comm, ProblemOptions* p) {
                         problem_names(), "hypercleaning");
   o.batch = r.integer("batch", "samples per stochastic evaluation (0: full data)", o.batch, 0);
   o.eval_every = r.integer("eval_every", "full objective/metric evaluation every N iterations "
-                           "(bsvrb; other rows repeat the last values)", o.eval_every, 1);
+                           "(other rows repeat the last values)", o.eval_every, 1);
   p->toy_n = r.integer("toy_n", "toy: dimension n", p->toy_n, 1);
   p->fashion_dir = r.string("fashion_dir", "hypercleaning without -data: Fashion-MNIST idx files",
                             "/usr/share/datasets/fashion-mnist");
@@ -60,6 +61,7 @@ Options read_method_options(MPI_Comm comm, ProblemOptions* p) {
   p->lambda = r.real("lambda", "multiblock: L2 weight of each block", p->lambda, 0.0);
 
   o.lvhba_alpha = r.real("lvhba_alpha", "lvhba: step on (x, y)", o.lvhba_alpha, 0.0);
+  o.lvhba_alpha_x = r.real("lvhba_alpha_x", "lvhba: step on x (0: lvhba_alpha)", o.lvhba_alpha_x, 0.0);
   o.lvhba_beta = r.real("lvhba_beta", "lvhba: step on z", o.lvhba_beta, 0.0);
   o.lvhba_eta = r.real("lvhba_eta", "lvhba: step on (theta, lambda)", o.lvhba_eta, 0.0);
   o.lvhba_gamma1 = r.real("lvhba_gamma1", "lvhba: proximal gamma of y", o.lvhba_gamma1, 0.0);
@@ -128,6 +130,19 @@ RowMatrix gather_rows(MPI_Comm comm, const RowMatrix& local, Eigen::VectorXd* la
   return all;
 }
 
+// The input record of -data: the shape of /X (learning problems) or /A (quadratic).
+InputRecord describe_data(MPI_Comm comm, const std::string& path) {
+  InputRecord record{"data", path, {}, 0};
+  h5::File file(comm, path, h5::File::Mode::Read);
+  for (const char* name : {"/X", "/A"})
+    if (file.exists(name)) {
+      record.shape = h5::shape(file, name);
+      break;
+    }
+  if (record.shape.empty()) record.shape = {0};
+  return record;
+}
+
 void require_data(MPI_Comm comm, const CommonOptions& common, const std::string& problem) {
   check_all(comm, !common.data.empty(),
             "problem " + problem + " needs -data FILE (see docs/bilevel.md for the layout)");
@@ -151,7 +166,7 @@ int main(int argc, char** argv) {
     if (finish_options(comm)) return 0;
 
     std::vector<InputRecord> inputs;
-    if (!common.data.empty()) inputs.push_back({"data", common.data, {}, 0});
+    if (!common.data.empty()) collective(comm, [&] { inputs.push_back(describe_data(comm, common.data)); });
     std::unique_ptr<Solver> solver;
     const bool block_method = options.method == "bsvrb1" || options.method == "bsvrb2";
     if (p.problem == "multiblock") {
@@ -178,7 +193,7 @@ int main(int argc, char** argv) {
                               ? load_fashion_mnist_split(comm, p.fashion_dir, common.seed, p.noise)
                               : load_split(comm, common.data, p.val_fraction, p.test_fraction);
         if (common.data.empty())
-          inputs.push_back({"fashion_mnist", p.fashion_dir, {}, 0});
+          inputs.push_back({"fashion_mnist", p.fashion_dir, {60000 + 10000, 784}, 0});
         problem = make_hypercleaning_problem(comm, std::move(split), p.classes, p.mu);
       } else {  // l2reg, ridge
         require_data(comm, common, p.problem);

@@ -216,6 +216,7 @@ struct Options {
   double lvhba_alpha = 0.01, lvhba_beta = 0.02, lvhba_eta = 0.01;
   double lvhba_gamma1 = 10.0, lvhba_gamma2 = 10.0;
   double lvhba_c0 = 0.025, lvhba_p = 0.3, lvhba_clamp = 1000.0;
+  double lvhba_alpha_x = 0.0;      // step on x when it should differ from alpha (0: alpha)
 
   // penalty (Kwon et al.): sigma, steps, inner steps (double loop) or single loop.
   std::string penalty_variant = "double";  // double | single

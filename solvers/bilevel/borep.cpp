@@ -42,7 +42,7 @@ class BoRep : public detail::ProblemSolver {
     double lr = options_.borep_lr_x * std::pow(options_.borep_decay, double(iteration - 1));
     x_ -= lr / (norm + 1e-10) * momentum_;
     problem_->project_upper(&x_);
-    return report(stationarity);
+    return report(stationarity, iteration);
   }
 
   Vector hypergradient_at(const Vector& x, std::int64_t inner) override {

@@ -32,8 +32,9 @@ class ProblemSolver : public Solver {
   void write_solution(h5::File& file) const override;
 
  protected:
-  // Evaluates the full objectives and metrics at (x_, y_) for the history row.
-  StepReport report(double stationarity) const;
+  // Evaluates the full objectives and metrics at (x_, y_) for the history row (every
+  // options.eval_every iterations; rows in between repeat the last evaluation).
+  StepReport report(double stationarity, std::int64_t iteration);
   Sample lower_batch(const std::string& purpose, std::uint64_t index) const;
   Sample upper_batch(const std::string& purpose, std::uint64_t index) const;
   void save_xy(h5::File& file, const std::string& group) const;
@@ -44,6 +45,8 @@ class ProblemSolver : public Solver {
   Vector x_, y_;
   bool have_solution_ = false;
   Vector x_star_;
+  StepReport last_;
+  bool have_last_ = false;
 };
 
 }  // namespace parasol::bilevel::detail

@@ -34,7 +34,7 @@ class LvHba : public detail::ProblemSolver {
     double c = options_.lvhba_c0 * std::pow(double(iteration), options_.lvhba_p);
     Vector dx, dy;
     iterate(c, iteration, true, &dx, &dy);
-    return report(last_move_);
+    return report(last_move_, iteration);
   }
 
   Vector hypergradient_at(const Vector& x, std::int64_t inner) override {
@@ -106,7 +106,8 @@ class LvHba : public detail::ProblemSolver {
       *dx -= jac_x.transpose() * lambda_;
     }
     *dy = Fy / c + fy - (y_ - theta_) / gamma1;
-    Vector x_new = move_x ? Vector(x_ - alpha * *dx) : x_;
+    const double alpha_x = options_.lvhba_alpha_x > 0 ? options_.lvhba_alpha_x : alpha;
+    Vector x_new = move_x ? Vector(x_ - alpha_x * *dx) : x_;
     Vector y_new = y_ - alpha * *dy;
     if (move_x) {
       problem_->project_feasible(&x_new, &y_new);

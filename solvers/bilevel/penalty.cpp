@@ -38,7 +38,7 @@ class Penalty : public detail::ProblemSolver {
     }
     x_ -= options_.penalty_lr_x * direction;
     problem_->project_upper(&x_);
-    return report(stationarity);
+    return report(stationarity, iteration);
   }
 
   Vector hypergradient_at(const Vector& x, std::int64_t inner) override {

@@ -240,17 +240,23 @@ std::vector<std::string> ProblemSolver::history_fields() const {
   return fields;
 }
 
-StepReport ProblemSolver::report(double stationarity) const {
-  StepReport report;
-  report.objective = problem_->upper(x_, y_, nullptr, nullptr);
-  report.fields.push_back(problem_->lower(x_, y_, nullptr, nullptr));
-  report.fields.push_back(stationarity);
+StepReport ProblemSolver::report(double stationarity, std::int64_t iteration) {
+  if (!have_last_ || options_.eval_every <= 1 || iteration % options_.eval_every == 0) {
+    last_ = StepReport();
+    last_.objective = problem_->upper(x_, y_, nullptr, nullptr);
+    last_.fields.push_back(problem_->lower(x_, y_, nullptr, nullptr));
+    last_.fields.push_back(0.0);
+    if (have_solution_) last_.fields.push_back(0.0);
+    for (double value : problem_->metrics(x_, y_)) last_.fields.push_back(value);
+    have_last_ = true;
+  }
+  StepReport report = last_;
+  report.fields[1] = stationarity;
   if (have_solution_) {
     Vector diff = x_ - x_star_;
-    report.fields.push_back(std::sqrt(problem_->upper_dot(diff, diff) /
-                                      std::max(problem_->upper_dot(x_star_, x_star_), 1e-300)));
+    report.fields[2] = std::sqrt(problem_->upper_dot(diff, diff) /
+                                 std::max(problem_->upper_dot(x_star_, x_star_), 1e-300));
   }
-  for (double value : problem_->metrics(x_, y_)) report.fields.push_back(value);
   bool finite = std::isfinite(report.objective) && std::isfinite(stationarity);
   if (!finite) {
     report.status = Status::Diverged;
