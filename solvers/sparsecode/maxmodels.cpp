@@ -123,7 +123,6 @@ class MaxModel : public Model {
     if (S.combo_count() == 0) return;
     const auto qc = q.segment(S.combo_begin(), S.combo_count());
     const CandidateTerms& cached = terms(candidates);
-    const Eigen::MatrixXd& mean = cached.mean;  // combos x D
     const int Hp = S.Hprime();
     Eigen::MatrixXd weight(Hp, D_);  // sum over states of q_k A_{k,j,d}
     if (!magnitude_) {
