@@ -146,7 +146,8 @@ Rows load_rows(MPI_Comm comm, const std::string& path);
 Rows rows_from_table(MPI_Comm comm, Table table);
 void save_rows(MPI_Comm comm, const std::string& path, const Rows& rows,
                const std::string& description);
-// Sparse tables (LIBSVM -sparse) are written as CSR; `table` is rank 0's, others pass empty.
+// Sparse tables (LIBSVM -sparse) are written as CSR. Collective; `table` is rank 0's (the
+// others pass an empty one) and rank 0 writes it.
 // Taken by value: move a large table in.
 void save_table(MPI_Comm comm, const std::string& path, Table table,
                 const std::string& description);
