@@ -69,9 +69,10 @@ struct Options {
   std::string linear_solver = "auto";
   // "auto" factorizes the u-system densely (Cholesky) when its size K d is at most this.
   std::int64_t dense_limit = 3000;
-  double pcg_rtol = 1e-10;          // PCG relative residual for the u-update
+  double pcg_rtol = 1e-12;          // PCG relative residual floor (else 1e-3 x ADMM residual)
   std::int64_t pcg_max_it = 1000;
   double tol = 1e-6;                // all four ADMM residuals (relative) below this: converged
+  std::int64_t record_every = 1;    // ADMM iterations per step() (per history row)
   std::uint64_t seed = 1;
 
   bool IsValid(std::string* why) const;
@@ -135,6 +136,7 @@ struct Summary {
   double setup_seconds = 0.0;      // sampling + factorization
   double objective = 0.0;          // at the group-sparse iterate (v, w)
   double cone_violation = 0.0;     // || ((I - 2D_i) X v_i)_+ || over all blocks
+  std::int64_t admm_iterations = 0;
 };
 
 // The ADMM solver (every method), as an IterativeSolver driven by run_solver().

@@ -117,6 +117,7 @@ bool Options::IsValid(std::string* why) const {
     return fail("-epsilon is only used by -method adversarial");
   if (!(tol > 0)) return fail("-tol must be > 0");
   if (!(pcg_rtol > 0 && pcg_rtol < 1)) return fail("-pcg_rtol must be in (0, 1)");
+  if (record_every < 1) return fail("-record_every must be >= 1");
   if (pcg_max_it < 1) return fail("-pcg_max_it must be >= 1");
   if (!(cone_weight >= 0) || !(loss_weight >= 0)) return fail("-cone_weight and -loss_weight must be >= 0");
   if (max_rho_changes < 0) return fail("-max_rho_changes must be >= 0");
