@@ -153,7 +153,8 @@ struct Options {
   double eta1_max = 1e8, eta2_min = 1e-8;  // accept the direction anyway beyond these
   std::int64_t dense_limit = 4000;  // sketching works on a gathered KKT matrix up to n + m
   bool sharpen = false;  // theta_k = min(1, KKT residual): superlinear local convergence
-  std::string ksp_prefix = "alsketch_ksp_";
+  // PETSc prefix of the ksp sketch: -alsketch_ksp_type, -alsketch_ksp_rtol, -alsketch_pc_type ...
+  std::string ksp_prefix = "alsketch_";
 
   bool IsValid(std::string* why) const;
 };

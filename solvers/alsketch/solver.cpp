@@ -116,7 +116,7 @@ const std::vector<SketchInfo>& sketch_registry() {
       {"gaussian", "Gaussian sketch-and-project, one random direction per step"},
       {"kaczmarz", "randomized Kaczmarz, one row per step (uniform or row-norm weighted)"},
       {"block", "block Gaussian sketch-and-project, -alsketch_block_size directions per step"},
-      {"ksp", "PETSc KSP on the distributed KKT matrix (default: MUMPS LU; options -alsketch_ksp_)"},
+      {"ksp", "PETSc KSP on the distributed KKT matrix (default: MUMPS LU; -alsketch_ksp_type, -alsketch_pc_type ...)"},
   };
   return sketches;
 }
@@ -233,13 +233,17 @@ struct Solver::Impl {
   void create_ksp(const Options& options) {
     PARASOL_PETSC(KSPCreate(comm, &ksp));
     PARASOL_PETSC(KSPSetOptionsPrefix(ksp, options.ksp_prefix.c_str()));
-    PARASOL_PETSC(KSPSetType(ksp, KSPPREONLY));
     PC pc;
     PARASOL_PETSC(KSPGetPC(ksp, &pc));
-    if (hessian_assembled) {
+    // Default: a direct MUMPS LU (assembled Hessian) or MINRES (Hessian products only), unless
+    // -alsketch_ksp_type names another method (then PETSc's defaults apply to it).
+    PetscBool user_type = PETSC_FALSE;
+    PARASOL_PETSC(PetscOptionsHasName(nullptr, options.ksp_prefix.c_str(), "-ksp_type", &user_type));
+    if (!user_type && hessian_assembled) {
+      PARASOL_PETSC(KSPSetType(ksp, KSPPREONLY));
       PARASOL_PETSC(PCSetType(pc, PCLU));
       PARASOL_PETSC(PCFactorSetMatSolverType(pc, MATSOLVERMUMPS));
-    } else {
+    } else if (!user_type) {
       PARASOL_PETSC(KSPSetType(ksp, KSPMINRES));
       PARASOL_PETSC(PCSetType(pc, PCNONE));
     }

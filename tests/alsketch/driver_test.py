@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""End-to-end tests of parasol-alsketch: run file contents, -help, bad input, checkpoint/restart."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+BIN = os.path.join(os.environ["PARASOL_BIN"], "parasol-alsketch")
+MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
+failures = []
+
+
+def run(ranks, *args):
+    cmd = [MPIEXEC, "-n", str(ranks), "--oversubscribe", BIN, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    # hs40 with every solver at 1, 2, 3 ranks: converged, f* = -0.25, same x everywhere.
+    xs = {}
+    for sketch in ("gaussian", "kaczmarz", "ksp"):
+        for ranks in (1, 2, 3):
+            out = os.path.join(tmp, f"hs40_{sketch}_{ranks}.h5")
+            p = run(ranks, "-problem", "hs40", "-alsketch_sketch", sketch, "-tol", "1e-8",
+                    "-output", out)
+            check(p.returncode == 0, f"hs40 {sketch} np{ranks} exits 0 ({p.stderr.strip()[-200:]})")
+            if p.returncode != 0:
+                continue
+            with h5py.File(out, "r") as f:
+                status = f.attrs["status"]
+                status = status.decode() if isinstance(status, bytes) else status
+                check(status == "converged", f"hs40 {sketch} np{ranks} status {status}")
+                h = f["history"]
+                for field in ("objective", "kkt_residual", "constraint_violation", "step_length",
+                              "eta1", "eta2", "sketch_iterations"):
+                    check(field in h, f"history has {field}")
+                check(h["kkt_residual"][-1] <= 1e-8, "final KKT residual <= 1e-8")
+                check(abs(h["objective"][-1] + 0.25) <= 1e-6, "objective -0.25")
+                x = f["solution/x"][()]
+                lam = f["solution/lambda"][()]
+                check(x.shape == (4,) and lam.shape == (3,), "solution shapes")
+                xs[(sketch, ranks)] = x
+    for (sketch, ranks), x in xs.items():
+        ref = xs.get((sketch, 1))
+        if ref is not None:
+            check(np.allclose(x, ref, rtol=0, atol=1e-10), f"{sketch} np{ranks} x equals np1")
+
+    # -help lists the problems and the sketches from the registries.
+    p = run(1, "-help")
+    text = p.stdout + p.stderr
+    check(p.returncode == 0, "-help exits 0")
+    for word in ("hs40", "orthregb", "logreg", "poisson", "gaussian", "kaczmarz", "block", "ksp"):
+        check(word in text, f"-help mentions {word}")
+
+    # Bad input: unknown problem / sketch, misspelled option: error message and exit 1.
+    for args, needle in ((["-problem", "hs999"], "hs999"),
+                         (["-alsketch_sketch", "fourier"], "fourier"),
+                         (["-alsketch_etaa1", "2"], "alsketch_etaa1"),
+                         (["-problem", "logreg"], "-data")):
+        p = run(2, *args, "-output", os.path.join(tmp, "bad.h5"))
+        check(p.returncode == 1 and "parasol-alsketch: error:" in p.stderr and needle in p.stderr,
+              f"{' '.join(args)} fails with a message ({p.stderr.strip()[-200:]})")
+
+    # ksp with an iterative Krylov method through the -alsketch_ksp_ prefix.
+    out = os.path.join(tmp, "minres.h5")
+    p = run(2, "-problem", "poisson", "-N", "6", "-alsketch_sketch", "ksp", "-alsketch_ksp_type",
+            "gmres", "-alsketch_pc_type", "none", "-output", out)
+    check(p.returncode == 0, f"poisson ksp gmres exits 0 ({p.stderr.strip()[-300:]})")
+
+    # Checkpoint at iteration 3, restart: the same final answer as one straight run.
+    straight = os.path.join(tmp, "straight.h5")
+    p = run(2, "-problem", "hs6", "-output", straight)
+    ck = os.path.join(tmp, "ck.h5")
+    first = os.path.join(tmp, "first.h5")
+    p1 = run(2, "-problem", "hs6", "-max_it", "3", "-checkpoint", ck, "-checkpoint_every", "1",
+             "-output", first)
+    resumed = os.path.join(tmp, "resumed.h5")
+    p2 = run(2, "-problem", "hs6", "-restart", ck, "-output", resumed)
+    check(p.returncode == 0 and p1.returncode == 0 and p2.returncode == 0,
+          f"checkpoint/restart runs exit 0 ({p1.stderr.strip()[-200:]} {p2.stderr.strip()[-200:]})")
+    if p2.returncode == 0 and p.returncode == 0:
+        with h5py.File(straight, "r") as a, h5py.File(resumed, "r") as b:
+            check(np.allclose(a["solution/x"][()], b["solution/x"][()], atol=1e-10),
+                  "restarted run reaches the same x")
+            check(len(a["history/objective"]) == len(b["history/objective"]),
+                  "restarted run has the same number of history rows")
+
+print("FAILED:" if failures else "all passed", *failures, sep="\n  ")
+sys.exit(1 if failures else 0)
