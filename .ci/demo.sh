@@ -19,7 +19,8 @@ exec </dev/null
 "$here/build.sh"
 exe=$build/drivers/$driver
 if [[ ! -x $exe ]]; then
-  echo "demo.sh: $exe was not built; drivers built: $(ls "$build/drivers" 2>/dev/null | grep '^parasol-' | tr '\n' ' ')" >&2
+  built=("$build"/drivers/parasol-*)
+  echo "demo.sh: $exe was not built; drivers built: ${built[*]##*/}" >&2
   exit 1
 fi
 

@@ -19,7 +19,7 @@ export SLURM_CONF=$SLURM_CONF_FILE
 if slurm_live_pid "$SLURMCTLD_PID" >/dev/null && [[ -f $SLURM_CONF_FILE ]]; then
   jobs=$(squeue -h -o '%A' 2>/dev/null || true)
   if [[ -n $jobs ]]; then
-    slurm_log "cancelling jobs: $(echo $jobs)"
+    slurm_log "cancelling jobs: ${jobs//$'\n'/ }"
     # shellcheck disable=SC2086
     scancel $jobs 2>/dev/null || true
     deadline=$((SECONDS + 20))

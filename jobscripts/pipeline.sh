@@ -24,7 +24,7 @@ repo=$(cd "$here/.." && pwd)
 work=${1:-$PWD/parasol-pipeline-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-models=(${PIPELINE_MODELS:-bsc mca})
+read -r -a models <<<"${PIPELINE_MODELS:-bsc mca}"
 n=${PIPELINE_N:-2000}
 max_it=${PIPELINE_MAX_IT:-50}
 ranks=${PIPELINE_RANKS:-2}

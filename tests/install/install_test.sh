@@ -63,6 +63,7 @@ version=$(sed -n 's/^#define PARASOL_VERSION "\(.*\)"$/\1/p' "$prefix/include/pa
 [[ -n $version ]] || fail "no PARASOL_VERSION in the installed version.hpp"
 grep -qx "parasol $version (header $version): 10 rows in all" <<<"$output" ||
   fail "consumer did not print version $version and 10 rows"
-grep -qx "rank 0 of 2: rows \[0, 5)" <<<"$output" && grep -qx "rank 1 of 2: rows \[5, 10)" <<<"$output" ||
-  fail "consumer ranks did not report the block partition of 10 rows"
+for line in "rank 0 of 2: rows [0, 5)" "rank 1 of 2: rows [5, 10)"; do
+  grep -qxF "$line" <<<"$output" || fail "consumer did not print '$line' (block partition of 10 rows)"
+done
 echo "install check passed (parasol $version, $built drivers)"
