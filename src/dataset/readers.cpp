@@ -424,7 +424,16 @@ Table read_csv(const std::string& path, const CsvOptions& options) {
 }
 
 std::string detect_format(const std::string& path) {
-  std::vector<unsigned char> bytes = read_file_bytes(path);
+  // The first 64 KiB are enough (gzread decompresses or passes raw bytes through); a file
+  // that cannot be read that way is read whole, so that the error explains what is wrong.
+  std::vector<unsigned char> bytes(1 << 16);
+  gzFile f = gzopen(path.c_str(), "rb");
+  int got = f ? gzread(f, bytes.data(), static_cast<unsigned>(bytes.size())) : -1;
+  if (f) gzclose(f);
+  if (got < 0)
+    bytes = read_file_bytes(path);
+  else
+    bytes.resize(static_cast<std::size_t>(got));
   if (looks_like_idx(bytes)) return "idx";
   // Text never starts with a NUL byte: a binary file goes to the IDX reader, which explains.
   if (!bytes.empty() && bytes[0] == 0) return "idx";
