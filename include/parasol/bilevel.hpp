@@ -186,9 +186,10 @@ std::shared_ptr<Problem> make_l2reg_problem(MPI_Comm comm, SplitData data, L2Los
 std::shared_ptr<Problem> make_hypercleaning_problem(MPI_Comm comm, SplitData data,
                                                     std::int64_t classes, double mu = 1e-3);
 // The default data: Fashion-MNIST from `dir` (idx files), 50,000 train with a `noise`
-// share of labels replaced at random (seeded), 5,000 validation, 10,000 test.
+// share of labels replaced at random (seeded), 5,000 validation, 10,000 test; pixels scaled
+// to [0, 1] and, with `standardize`, to zero mean and unit variance (training statistics).
 SplitData load_fashion_mnist_split(MPI_Comm comm, const std::string& dir, std::uint64_t seed,
-                                   double noise = 0.5);
+                                   double noise = 0.5, bool standardize = true);
 // Splits a dataset file (/X, /y) into train / val / test by fractions of the rows.
 SplitData load_split(MPI_Comm comm, const std::string& path, double val_fraction,
                      double test_fraction);

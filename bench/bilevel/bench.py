@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Benchmarks of parasol-bilevel (docs/bilevel.md, "Measurements").
+
+  hypercleaning: for each method, wall time until the test accuracy first reaches --target
+                 on Fashion-MNIST hyper-cleaning (50% corrupted labels), the final test
+                 accuracy and the share of corrupted / clean samples with weight < 1/2.
+  multiblock:    BSVRBv1/v2 on a8a (m = 100 blocks) at 1 and 2 ranks: wall time of a fixed
+                 number of iterations, the speed-up, and whether x is identical.
+
+usage: bench.py [--bin build/drivers] [--part hypercleaning|multiblock|all] [--ranks 2]
+                [--iterations N] [--target 0.82] [--a8a /work/shared/data/libsvm/a8a_training.txt]
+Needs /usr/bin/python3 with h5py and numpy. Writes results as JSON to --json (default
+bench-bilevel.json) and a table to stdout.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+# Settings per method on hyper-cleaning (minibatches of 1,000 training/validation rows).
+HYPERCLEANING = {
+    "borep": ["-borep_lr_x", "3", "-borep_lr_y", "0.05", "-borep_nu", "0.02",
+              "-borep_interval", "1", "-borep_lower_steps", "1", "-borep_init_steps", "1000",
+              "-borep_beta", "0.9"],
+    "lvhba": ["-lvhba_alpha", "0.05", "-lvhba_alpha_x", "1000", "-lvhba_eta", "0.05",
+              "-lvhba_gamma1", "1", "-lvhba_c0", "0.5", "-lvhba_p", "0.3"],
+    "penalty": ["-penalty_variant", "single", "-penalty_sigma", "0.5", "-penalty_lr_x", "500",
+                "-penalty_lr_y", "0.05", "-penalty_lr_z", "0.05", "-penalty_momentum", "0.5"],
+}
+
+
+def run(binary, args, ranks, env=None):
+    cmd = [os.environ.get("MPIEXEC", "mpiexec"), "-n", str(ranks), "--oversubscribe",
+           binary] + args
+    start = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
+    return time.time() - start
+
+
+def history(path):
+    with h5py.File(path, "r") as f:
+        h = {name: f["history"][name][...] for name in f["history"]}
+        x = f["solution/x"][...]
+    return h, x
+
+
+def bench_hypercleaning(args, out):
+    results = {}
+    for method, settings in HYPERCLEANING.items():
+        path = os.path.join(out, f"hc-{method}.h5")
+        run(args.bin_bilevel, ["-problem", "hypercleaning", "-method", method, "-batch", "1000",
+                               "-max_it", str(args.iterations), "-eval_every", "50",
+                               "-seed", "1", "-output", path] + settings, args.ranks)
+        h, _ = history(path)
+        acc = h["test_accuracy"]
+        reached = np.nonzero(acc >= args.target)[0]
+        results[method] = {
+            "iterations": int(h["iteration"][-1]),
+            "wall_time": float(h["wall_time"][-1]),
+            "time_to_target": float(h["wall_time"][reached[0]]) if len(reached) else None,
+            "best_test_accuracy": float(acc.max()),
+            "final_test_accuracy": float(acc[-1]),
+            "final_val_accuracy": float(h["val_accuracy"][-1]),
+            "corrupted_below_half": float(h["corrupted_below_half"][-1]),
+            "clean_below_half": float(h["clean_below_half"][-1]),
+        }
+        r = results[method]
+        print(f"hypercleaning {method:8s} {r['iterations']:6d} it {r['wall_time']:8.1f} s  "
+              f"to {args.target:.3f}: {r['time_to_target']}  test {r['final_test_accuracy']:.4f} "
+              f"(best {r['best_test_accuracy']:.4f})  corrupted<1/2 {r['corrupted_below_half']:.3f} "
+              f"clean<1/2 {r['clean_below_half']:.3f}", flush=True)
+    return results
+
+
+def bench_multiblock(args, out):
+    data = os.path.join(out, "a8a.h5")
+    run(args.bin_data, ["convert", "-input", args.a8a, "-format", "libsvm", "-features", "123",
+                        "-output", data], 1)
+    results = {}
+    for method in ("bsvrb1", "bsvrb2"):
+        times, xs = {}, {}
+        for ranks in (1, args.ranks):
+            path = os.path.join(out, f"mb-{method}-{ranks}.h5")
+            run(args.bin_bilevel, ["-problem", "multiblock", "-data", data, "-method", method,
+                                   "-batch", "32", "-bsvrb_blocks", "10",
+                                   "-max_it", str(args.iterations), "-eval_every",
+                                   str(args.iterations), "-seed", "1", "-output", path], ranks)
+            h, x = history(path)
+            # Loop time only (loading the data excluded): wall_time of the last row minus the first.
+            times[ranks] = float(h["wall_time"][-1] - h["wall_time"][0])
+            xs[ranks] = x
+        results[method] = {
+            "seconds_1": times[1], f"seconds_{args.ranks}": times[args.ranks],
+            "speedup": times[1] / times[args.ranks],
+            "identical_x": bool(np.array_equal(xs[1], xs[args.ranks])),
+        }
+        r = results[method]
+        print(f"multiblock {method}: {args.iterations} it, 1 rank {times[1]:.2f} s, "
+              f"{args.ranks} ranks {times[args.ranks]:.2f} s, speed-up {r['speedup']:.2f}, "
+              f"identical x: {r['identical_x']}", flush=True)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default="build/drivers")
+    parser.add_argument("--part", default="all", choices=["hypercleaning", "multiblock", "all"])
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument("--target", type=float, default=0.82)
+    parser.add_argument("--a8a", default="/work/shared/data/libsvm/a8a_training.txt")
+    parser.add_argument("--json", default="bench-bilevel.json")
+    args = parser.parse_args()
+    args.bin_bilevel = os.path.join(args.bin, "parasol-bilevel")
+    args.bin_data = os.path.join(args.bin, "parasol-data")
+    results = {}
+    with tempfile.TemporaryDirectory() as out:
+        if args.part in ("hypercleaning", "all"):
+            results["hypercleaning"] = bench_hypercleaning(args, out)
+        if args.part in ("multiblock", "all"):
+            results["multiblock"] = bench_multiblock(args, out)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
