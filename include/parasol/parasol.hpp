@@ -10,6 +10,7 @@
 #include <parasol/run_file.hpp>
 #include <parasol/solver.hpp>
 #include <parasol/dataset.hpp>
+#include <parasol/data_tools.hpp>
 #include <parasol/driver.hpp>
 #if __has_include(<parasol/sparsecode.hpp>)
 #include <parasol/sparsecode.hpp>
