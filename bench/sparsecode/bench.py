@@ -67,7 +67,7 @@ def bench_sklearn_vs_bsc(bindir, work, quick):
            "mean_active_units": float(np.mean(np.sum(S != 0, axis=1)))}
 
     from sklearn.decomposition import MiniBatchDictionaryLearning
-    epochs = 5 if quick else 20
+    epochs = 2 if quick else 5
     model = MiniBatchDictionaryLearning(n_components=32, batch_size=256, alpha=0.1,
                                         max_iter=epochs, tol=0, max_no_improvement=None,
                                         random_state=0,

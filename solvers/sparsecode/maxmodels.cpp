@@ -131,18 +131,10 @@ class MaxModel : public Model {
       weight.noalias() = (qc.asDiagonal() * S.combo_values()).transpose() * cached.inv_mean_pow;
       for (int j = 0; j < Hp; ++j) weight.row(j).array() *= damping_.row(candidates[j]).array();
     } else {
-      weight.setZero();
-      const Eigen::ArrayXXd& log_abs_mean = cached.log_abs_mean;
-      for (int c = 0; c < S.combo_count(); ++c) {
-        if (qc(c) < 1e-12) continue;
-        for (int j = 0; j < Hp; ++j) {
-          if (S.combo_active()(c, j) == 0.0) continue;
-          const Eigen::ArrayXd excess =
-              (log_abs_mean.row(c).transpose() - W_.row(candidates[j]).transpose().array().abs().log())
-                  .max(0.0);
-          weight.row(j).array() += qc(c) * (-(rho_ - 1.0) * excess).exp().transpose();
-        }
-      }
+      // A does not depend on y: the cached per-state weights reduce to one GEMV.
+      const Eigen::VectorXd summed = cached.weights.transpose() * qc;  // (H' D), j-major
+      weight = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
+                                              Eigen::RowMajor>>(summed.data(), Hp, D_);
     }
     for (int j = 0; j < Hp; ++j) {
       num.row(candidates[j]).array() += weight.row(j).array() * y.transpose().array();
@@ -189,7 +181,7 @@ class MaxModel : public Model {
   struct CandidateTerms {
     Eigen::MatrixXd mean;          // soft-max means, combos x D
     Eigen::MatrixXd inv_mean_pow;  // mca: (mean / scale)^(1 - rho)
-    Eigen::ArrayXXd log_abs_mean;  // mmca: log |mean|
+    Eigen::MatrixXd weights;       // mmca: A of every combo, combos x (H' D), j-major
   };
   const CandidateTerms& terms(const int* candidates) const {
     std::vector<int> key(candidates, candidates + states_->Hprime());
@@ -197,12 +189,24 @@ class MaxModel : public Model {
     if (found != cache_.end()) return found->second;
     CandidateTerms t;
     t.mean = combo_means(candidates);
-    if (magnitude_)
-      t.log_abs_mean = t.mean.array().abs().log();
-    else
+    if (magnitude_) {
+      // A_{c,j,d} = exp(-(rho - 1) max(0, log|Wbar_cd| - log|W_jd|)) for active j, else 0.
+      const StateSet& S = *states_;
+      const Eigen::ArrayXXd log_abs_mean = t.mean.array().abs().log();
+      t.weights.setZero(S.combo_count(), Eigen::Index(S.Hprime()) * D_);
+      for (int j = 0; j < S.Hprime(); ++j) {
+        const Eigen::ArrayXd log_abs_w = W_.row(candidates[j]).transpose().array().abs().log();
+        for (int c = 0; c < S.combo_count(); ++c) {
+          if (S.combo_active()(c, j) == 0.0) continue;
+          t.weights.row(c).segment(Eigen::Index(j) * D_, D_) =
+              (-(rho_ - 1.0) * (log_abs_mean.row(c).transpose() - log_abs_w).max(0.0)).exp().transpose();
+        }
+      }
+    } else {
       t.inv_mean_pow = ((1.0 - rho_) * (t.mean.array() / scale_).log()).exp().matrix();
+    }
     // Bounded memory: beyond the budget, entries are computed but not kept.
-    const double doubles = 2.0 * t.mean.size();
+    const double doubles = 2.0 * t.mean.size() + static_cast<double>(t.weights.size());
     if (cached_doubles_ + doubles > kCacheDoubles) {
       scratch_ = std::move(t);
       return scratch_;

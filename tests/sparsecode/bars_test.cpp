@@ -37,7 +37,7 @@ void run_bars(const Case& c) {
     const auto start = std::chrono::steady_clock::now();
     sc::BarsSpec spec;
     spec.model = c.model;
-    spec.signed_bars = c.model == "tsc";
+    spec.signed_bars = c.model == "tsc" || c.model == "mmca";
     const Eigen::MatrixXd W = sc::bars_fields(spec, seed);
     sc::Options o;
     o.model = c.model;
@@ -77,6 +77,9 @@ void run_bars(const Case& c) {
 TEST(SparsecodeBars, BinarySparseCoding) { run_bars({"bsc", 8, 5, 80, "0:4,0.7:1"}); }
 TEST(SparsecodeBars, MaximalCausesAnalysis) {
   run_bars({"mca", 8, 5, 150, "0:4,0.8:1", true, "0:2,0.7:0"});
+}
+TEST(SparsecodeBars, MaximumMagnitudeCausesAnalysis) {
+  run_bars({"mmca", 7, 5, 150, "0:4,0.8:1", true, "0:2,0.7:0"});  // bars of random sign
 }
 TEST(SparsecodeBars, TernarySparseCoding) { run_bars({"tsc", 6, 3, 80, "0:2,0.6:1"}); }
 TEST(SparsecodeBars, DiscreteSparseCoding) { run_bars({"dsc", 6, 3, 80, "0:4,0.7:1"}); }
