@@ -76,6 +76,9 @@ Options read_options(MPI_Comm comm, const Options& d) {
                                  d.reduced_hessian_min);
   o.dense_limit = r.integer("dense_limit", "largest n + m the sketching solvers gather",
                             d.dense_limit, 1);
+  o.lanczos_steps = static_cast<int>(r.integer(
+      "lanczos_steps", "Lanczos steps for the spectral estimates when n + m > dense_limit",
+      d.lanczos_steps, 2, 1000));
   o.sharpen = r.flag("sharpen",
                      "sharpen the accuracy condition (theta = min(1, KKT residual))", d.sharpen);
   return o;

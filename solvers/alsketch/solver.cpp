@@ -6,13 +6,16 @@
 #include <parasol/alsketch.hpp>
 #include <parasol/error.hpp>
 #include <parasol/h5.hpp>
+#include <parasol/random.hpp>
 
 #include <petscksp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <functional>
 #include <numeric>
+#include <tuple>
 #include <sstream>
 
 #include "sketch.hpp"
@@ -144,6 +147,7 @@ bool Options::IsValid(std::string* why) const {
   if (!(psi_factor > 0)) return fail("-alsketch_psi_factor must be > 0");
   if (!(jacobian_eig_min >= 0)) return fail("-alsketch_jacobian_eig_min must be >= 0");
   if (dense_limit < 1) return fail("-alsketch_dense_limit must be >= 1");
+  if (lanczos_steps < 2) return fail("-alsketch_lanczos_steps must be >= 2");
   return true;
 }
 
@@ -176,6 +180,8 @@ struct Solver::Impl {
   explicit Impl(Problem& p) : problem(p), comm(p.comm()) {}
   ~Impl() {
     for (Vec* v : {&g, &c, &gradL, &dx, &dl, &xt, &lt, &gt, &ct, &gradLt}) VecDestroy(v);
+    for (Vec* v : {&p_Hg, &p_Jtc, &p_JgL}) VecDestroy(v);
+    destroy_kkt();
     for (Mat* A : {&J, &Jt, &H}) MatDestroy(A);
     KSPDestroy(&ksp);
   }
@@ -250,66 +256,182 @@ struct Solver::Impl {
     PARASOL_PETSC(KSPSetFromOptions(ksp));
   }
 
-  // Solves [B J^T; J 0] z = b with PETSc KSP (B = H + shift I); z = (dx, dl) in place,
-  // used as the initial guess when `continue_from_z`.
-  void ksp_solve(double shift, double rtol, bool continue_from_z) {
-    Mat B = nullptr, JT = nullptr, nest = nullptr, K = nullptr;
+  // The distributed KKT matrix [B J^T; J 0] (B = H + shift I) in the nest layout (each rank
+  // owns its x rows then its c rows), assembled as AIJ when the Hessian is; b = -(gradL; c).
+  Mat B = nullptr, JT = nullptr, Knest = nullptr, K = nullptr;
+  Vec zv = nullptr, bv = nullptr;
+  IS kkt_rows[2] = {nullptr, nullptr};
+  void destroy_kkt() {
+    VecDestroy(&zv);
+    VecDestroy(&bv);
+    MatDestroy(&K);
+    MatDestroy(&Knest);
+    MatDestroy(&JT);
+    MatDestroy(&B);
+  }
+  void copy_in(Vec whole, IS is, Vec from, double scale) {
+    Vec part;
+    PARASOL_PETSC(VecGetSubVector(whole, is, &part));
+    PARASOL_PETSC(VecAXPBY(part, scale, 0.0, from));
+    PARASOL_PETSC(VecRestoreSubVector(whole, is, &part));
+  }
+  void copy_out(Vec whole, IS is, Vec to) {
+    Vec part;
+    PARASOL_PETSC(VecGetSubVector(whole, is, &part));
+    PARASOL_PETSC(VecCopy(part, to));
+    PARASOL_PETSC(VecRestoreSubVector(whole, is, &part));
+  }
+  void build_kkt(double shift) {
+    destroy_kkt();
     if (hessian_assembled) {
       PARASOL_PETSC(MatDuplicate(H, MAT_COPY_VALUES, &B));
       if (shift != 0) PARASOL_PETSC(MatShift(B, shift));
     } else {
-      B = H;
-      PARASOL_PETSC(PetscObjectReference(reinterpret_cast<PetscObject>(H)));
       if (shift != 0)
         throw Error("alsketch: the ksp sketch needs an assembled Hessian when the reduced "
                     "Hessian must be shifted");
+      B = H;
+      PARASOL_PETSC(PetscObjectReference(reinterpret_cast<PetscObject>(H)));
     }
     PARASOL_PETSC(MatTranspose(J, MAT_INITIAL_MATRIX, &JT));
     Mat blocks[4] = {B, JT, J, nullptr};
-    PARASOL_PETSC(MatCreateNest(comm, 2, nullptr, 2, nullptr, blocks, &nest));
+    PARASOL_PETSC(MatCreateNest(comm, 2, nullptr, 2, nullptr, blocks, &Knest));
     if (hessian_assembled) {
-      PARASOL_PETSC(MatConvert(nest, MATAIJ, MAT_INITIAL_MATRIX, &K));
+      PARASOL_PETSC(MatConvert(Knest, MATAIJ, MAT_INITIAL_MATRIX, &K));
     } else {
-      K = nest;
-      PARASOL_PETSC(PetscObjectReference(reinterpret_cast<PetscObject>(nest)));
+      K = Knest;
+      PARASOL_PETSC(PetscObjectReference(reinterpret_cast<PetscObject>(Knest)));
     }
-    IS rows[2];
-    PARASOL_PETSC(MatNestGetISs(nest, rows, nullptr));
-    Vec zv, bv, part;
+    PARASOL_PETSC(MatNestGetISs(Knest, kkt_rows, nullptr));
     PARASOL_PETSC(MatCreateVecs(K, &zv, &bv));
-    auto copy_in = [&](Vec whole, IS is, Vec from, double scale) {
-      PARASOL_PETSC(VecGetSubVector(whole, is, &part));
-      PARASOL_PETSC(VecAXPBY(part, scale, 0.0, from));
-      PARASOL_PETSC(VecRestoreSubVector(whole, is, &part));
-    };
-    copy_in(bv, rows[0], gradL, -1.0);
-    copy_in(bv, rows[1], c, -1.0);
-    if (continue_from_z) {
-      copy_in(zv, rows[0], dx, 1.0);
-      copy_in(zv, rows[1], dl, 1.0);
-    }
-    PARASOL_PETSC(KSPSetOperators(ksp, K, K));
-    PARASOL_PETSC(KSPSetInitialGuessNonzero(ksp, continue_from_z ? PETSC_TRUE : PETSC_FALSE));
+    copy_in(bv, kkt_rows[0], gradL, -1.0);
+    copy_in(bv, kkt_rows[1], c, -1.0);
+  }
+
+  // Solves K z = b with the KSP; z goes to (dx, dl) and stays in zv. To continue from the
+  // current z (after a penalty adaptation tightened the accuracy), it solves for the
+  // correction K d = b - K z and adds it: iterative refinement for a direct solver, a restart
+  // from z for a Krylov method. Returns |K z - b|.
+  double ksp_solve(double rtol, bool continue_from_z) {
     PARASOL_PETSC(KSPSetTolerances(ksp, std::max(rtol, 1e-15), 0.0, PETSC_DEFAULT, 100000));
-    PARASOL_PETSC(KSPSolve(ksp, bv, zv));
+    Vec r;
+    PARASOL_PETSC(VecDuplicate(bv, &r));
+    if (!continue_from_z) {
+      PARASOL_PETSC(KSPReset(ksp));  // a new matrix: a fresh factorization
+      PARASOL_PETSC(KSPSetOperators(ksp, K, K));
+      PC pc;
+      PARASOL_PETSC(KSPGetPC(ksp, &pc));
+      PCType pc_type;
+      MatSolverType solver_type = nullptr;
+      PARASOL_PETSC(PCGetType(pc, &pc_type));
+      if (pc_type && (std::string(pc_type) == PCLU || std::string(pc_type) == PCCHOLESKY)) {
+        PARASOL_PETSC(PCFactorGetMatSolverType(pc, &solver_type));
+        if (solver_type && std::string(solver_type) == MATSOLVERMUMPS) {
+          // The zero (2,2) block delays pivots: MUMPS' default workspace estimate is too
+          // small for saddle-point matrices (INFOG(1) = -9), so give it room (ICNTL(14), %).
+          Mat F;
+          PARASOL_PETSC(PCFactorSetUpMatSolverType(pc));
+          PARASOL_PETSC(PCFactorGetMatrix(pc, &F));
+          PARASOL_PETSC(MatMumpsSetIcntl(F, 14, 200));
+        }
+      }
+      PARASOL_PETSC(KSPSolve(ksp, bv, zv));
+    } else {
+      Vec d;
+      PARASOL_PETSC(VecDuplicate(bv, &d));
+      PARASOL_PETSC(MatMult(K, zv, r));
+      PARASOL_PETSC(VecAYPX(r, -1.0, bv));  // r = b - K z
+      PARASOL_PETSC(KSPSolve(ksp, r, d));
+      PARASOL_PETSC(VecAXPY(zv, 1.0, d));
+      VecDestroy(&d);
+    }
     KSPConvergedReason reason;
     PARASOL_PETSC(KSPGetConvergedReason(ksp, &reason));
-    auto copy_out = [&](IS is, Vec to) {
-      PARASOL_PETSC(VecGetSubVector(zv, is, &part));
-      PARASOL_PETSC(VecCopy(part, to));
-      PARASOL_PETSC(VecRestoreSubVector(zv, is, &part));
-    };
-    copy_out(rows[0], dx);
-    copy_out(rows[1], dl);
-    VecDestroy(&zv);
-    VecDestroy(&bv);
-    MatDestroy(&K);
-    MatDestroy(&nest);
-    MatDestroy(&JT);
-    MatDestroy(&B);
-    if (reason < 0 && reason != KSP_DIVERGED_ITS)
+    if (reason < 0 && reason != KSP_DIVERGED_ITS) {
+      VecDestroy(&r);
       throw Error("alsketch: KKT solve with KSP failed: " +
                   std::string(KSPConvergedReasons[reason]));
+    }
+    copy_out(zv, kkt_rows[0], dx);
+    copy_out(zv, kkt_rows[1], dl);
+    PARASOL_PETSC(MatMult(K, zv, r));
+    PARASOL_PETSC(VecAXPY(r, -1.0, bv));
+    const double rn = norm2(r);
+    VecDestroy(&r);
+    return rn;
+  }
+
+  // Extreme eigenvalues of a symmetric operator by `steps` Lanczos steps with full
+  // reorthogonalization, from a start vector keyed by natural index (rank independent).
+  // Exact (to round-off) when steps >= the dimension; otherwise the Ritz values are inner
+  // estimates: lambda_min is over- and lambda_max under-estimated.
+  std::pair<double, double> lanczos(const std::function<void(Vec, Vec)>& apply, Vec start,
+                                    int steps) {
+    PetscInt dim;
+    PARASOL_PETSC(VecGetSize(start, &dim));
+    steps = static_cast<int>(std::min<PetscInt>(steps, dim));
+    std::vector<Vec> V(steps + 1, nullptr);
+    PARASOL_PETSC(VecDuplicate(start, &V[0]));
+    PARASOL_PETSC(VecCopy(start, V[0]));
+    PARASOL_PETSC(VecScale(V[0], 1.0 / norm2(V[0])));
+    std::vector<double> alpha, beta;
+    Vec w;
+    PARASOL_PETSC(VecDuplicate(start, &w));
+    int k = 0;
+    for (; k < steps; ++k) {
+      apply(V[k], w);
+      alpha.push_back(dot(w, V[k]));
+      for (int pass = 0; pass < 2; ++pass)  // full reorthogonalization, twice is enough
+        for (int i = 0; i <= k; ++i) PARASOL_PETSC(VecAXPY(w, -dot(w, V[i]), V[i]));
+      const double b = norm2(w);
+      const double scale = std::abs(alpha.back()) + (beta.empty() ? 0.0 : beta.back());
+      if (k + 1 == steps || !(b > 1e-12 * std::max(scale, 1e-300))) {
+        ++k;
+        break;
+      }
+      beta.push_back(b);
+      PARASOL_PETSC(VecDuplicate(start, &V[k + 1]));
+      PARASOL_PETSC(VecAXPBY(V[k + 1], 1.0 / b, 0.0, w));
+    }
+    VecDestroy(&w);
+    for (Vec& v : V) VecDestroy(&v);
+    Eigen::MatrixXd T = Eigen::MatrixXd::Zero(k, k);
+    for (int i = 0; i < k; ++i) {
+      T(i, i) = alpha[i];
+      if (i + 1 < k) T(i, i + 1) = T(i + 1, i) = beta[i];
+    }
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(T, Eigen::EigenvaluesOnly);
+    return {eig.eigenvalues().minCoeff(), eig.eigenvalues().maxCoeff()};
+  }
+
+  void random_fill(Vec v, const std::vector<PetscInt>& natural, std::uint64_t seed,
+                   std::uint64_t offset) {
+    PetscScalar* a;
+    PARASOL_PETSC(VecGetArray(v, &a));
+    for (std::size_t k = 0; k < natural.size(); ++k)
+      a[k] = Random(seed, "alsketch.lanczos", offset + static_cast<std::uint64_t>(natural[k]))
+                 .normal();
+    PARASOL_PETSC(VecRestoreArray(v, &a));
+  }
+
+  // grad L_eta^T z from PETSc vectors: pieces H gradL, J^T c, J gradL computed once.
+  Vec p_Hg = nullptr, p_Jtc = nullptr, p_JgL = nullptr;
+  void slope_pieces() {
+    if (!p_Hg) {
+      PARASOL_PETSC(VecDuplicate(g, &p_Hg));
+      PARASOL_PETSC(VecDuplicate(g, &p_Jtc));
+      PARASOL_PETSC(VecDuplicate(c, &p_JgL));
+    }
+    PARASOL_PETSC(MatMult(H, gradL, p_Hg));
+    PARASOL_PETSC(MatMultTranspose(J, c, p_Jtc));
+    PARASOL_PETSC(MatMult(J, gradL, p_JgL));
+  }
+  double petsc_slope(double eta1, double eta2) {
+    PetscScalar dxs[3], dls[2];
+    Vec xs[3] = {gradL, p_Jtc, p_Hg}, ls[2] = {c, p_JgL};
+    PARASOL_PETSC(VecMDot(dx, 3, xs, dxs));
+    PARASOL_PETSC(VecMDot(dl, 2, ls, dls));
+    return dxs[0] + eta1 * dxs[1] + eta2 * dxs[2] + dls[0] + eta2 * dls[1];
   }
 };
 
@@ -346,8 +468,7 @@ Solver::Solver(Problem& problem, const Options& options)
     PARASOL_PETSC(MatShellSetOperation(s.H, MATOP_MULT,
                                        reinterpret_cast<void (*)(void)>(hessian_shell_mult)));
   }
-  const bool dense = options.sketch != "ksp";
-  if (dense && s.n + s.m > options.dense_limit)
+  if (options.sketch != "ksp" && s.n + s.m > options.dense_limit)
     throw Error("alsketch: problem '" + problem.name() + "' has n + m = " +
                 std::to_string(s.n + s.m) + " > -alsketch_dense_limit " +
                 std::to_string(options.dense_limit) +
@@ -400,45 +521,81 @@ StepReport Solver::step(std::int64_t iteration) {
                0, 0);
   if (kkt <= o.tol) return end(Status::Converged, "KKT residual <= tol", 0, 0);
 
-  // 2. What the accuracy condition needs, from a dense copy (natural order, every rank).
+  // 2. What the accuracy condition needs: lambda_min(G G^T), |G|, the spectrum of H, the
+  // smallest eigenvalue of the reduced Hessian Z^T H Z, |K|. Small problems: exact, from a
+  // dense copy in natural order on every rank. Large ones (ksp only): Lanczos estimates on
+  // the distributed operators, and the reduced Hessian bounded below by lambda_min(H).
   s.evaluate_hessian(x_, lambda_);
-  const Eigen::MatrixXd Hd = s.dense_hessian();
-  const Eigen::MatrixXd Gd = gather_matrix(s.J, s.c_natural, s.x_natural_all, s.m, s.n);
-  if (!Hd.allFinite() || !Gd.allFinite())
-    return end(Status::Failed,
-               "the problem returned a non-finite Jacobian or Hessian at iteration " +
-                   std::to_string(iteration),
-               0, 0);
   const Eigen::Index n = s.n, m = s.m;
-  double xi_G = 1.0, G_norm = 0.0;
-  if (m > 0) {
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Gd * Gd.transpose(),
-                                                       Eigen::EigenvaluesOnly);
-    xi_G = eig.eigenvalues().minCoeff();
-    G_norm = std::sqrt(std::max(0.0, eig.eigenvalues().maxCoeff()));
-    if (!(xi_G >= o.jacobian_eig_min))
+  const bool dense = n + m <= o.dense_limit;
+  const bool use_ksp = o.sketch == "ksp";
+  Eigen::MatrixXd Hd, Gd;
+  double xi_G = 1.0, G_norm = 0.0, h_min = 0, h_max = 0;
+  double reduced_min = std::numeric_limits<double>::infinity();
+  if (dense) {
+    Hd = s.dense_hessian();
+    Gd = gather_matrix(s.J, s.c_natural, s.x_natural_all, s.m, s.n);
+    if (!Hd.allFinite() || !Gd.allFinite())
       return end(Status::Failed,
-                 "the constraint Jacobian loses rank at iteration " + std::to_string(iteration) +
-                     ": lambda_min(G G^T) = " + format(xi_G) + " < " +
-                     format(o.jacobian_eig_min) + " (-alsketch_jacobian_eig_min)",
+                 "the problem returned a non-finite Jacobian or Hessian at iteration " +
+                     std::to_string(iteration),
+                 0, 0);
+    if (m > 0) {
+      Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Gd * Gd.transpose(),
+                                                         Eigen::EigenvaluesOnly);
+      xi_G = eig.eigenvalues().minCoeff();
+      G_norm = std::sqrt(std::max(0.0, eig.eigenvalues().maxCoeff()));
+    }
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> heig(Hd, Eigen::EigenvaluesOnly);
+    h_min = heig.eigenvalues().minCoeff(), h_max = heig.eigenvalues().maxCoeff();
+    if (m < n) {
+      if (m == 0) {
+        reduced_min = h_min;
+      } else {
+        Eigen::HouseholderQR<Eigen::MatrixXd> qr(Gd.transpose());
+        const Eigen::MatrixXd Q = qr.householderQ();
+        const Eigen::MatrixXd Z = Q.rightCols(n - m);
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> reig(Z.transpose() * Hd * Z,
+                                                            Eigen::EigenvaluesOnly);
+        reduced_min = reig.eigenvalues().minCoeff();
+      }
+    }
+  } else {
+    Vec start_x, start_c, tmp;
+    PARASOL_PETSC(VecDuplicate(x_, &start_x));
+    PARASOL_PETSC(VecDuplicate(lambda_, &start_c));
+    PARASOL_PETSC(VecDuplicate(x_, &tmp));
+    s.random_fill(start_x, s.x_natural, o.seed, 0);
+    s.random_fill(start_c, s.c_natural, o.seed, static_cast<std::uint64_t>(n));
+    std::tie(h_min, h_max) = s.lanczos([&](Vec v, Vec w) { PARASOL_PETSC(MatMult(s.H, v, w)); },
+                                       start_x, o.lanczos_steps);
+    if (m > 0) {
+      double ggt_max;
+      std::tie(xi_G, ggt_max) = s.lanczos(
+          [&](Vec v, Vec w) {
+            PARASOL_PETSC(MatMultTranspose(s.J, v, tmp));
+            PARASOL_PETSC(MatMult(s.J, tmp, w));
+          },
+          start_c, o.lanczos_steps);
+      G_norm = std::sqrt(std::max(0.0, ggt_max));
+    }
+    if (m < n) reduced_min = h_min >= o.reduced_hessian_min ? h_min : -1.0;
+    VecDestroy(&start_x);
+    VecDestroy(&start_c);
+    VecDestroy(&tmp);
+    if (!finite(h_min) || !finite(h_max) || !finite(xi_G) || !finite(G_norm))
+      return end(Status::Failed,
+                 "the problem returned a non-finite Jacobian or Hessian at iteration " +
+                     std::to_string(iteration),
                  0, 0);
   }
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> heig(Hd, Eigen::EigenvaluesOnly);
-  const double h_min = heig.eigenvalues().minCoeff(), h_max = heig.eigenvalues().maxCoeff();
+  if (m > 0 && !(xi_G >= o.jacobian_eig_min))
+    return end(Status::Failed,
+               "the constraint Jacobian loses rank at iteration " + std::to_string(iteration) +
+                   ": lambda_min(G G^T) = " + format(xi_G) + " < " + format(o.jacobian_eig_min) +
+                   " (-alsketch_jacobian_eig_min)",
+               0, 0);
   const double H_norm = std::max(std::abs(h_min), std::abs(h_max));
-  double reduced_min = std::numeric_limits<double>::infinity();
-  if (m < n) {
-    if (m == 0) {
-      reduced_min = h_min;
-    } else {
-      Eigen::HouseholderQR<Eigen::MatrixXd> qr(Gd.transpose());
-      const Eigen::MatrixXd Q = qr.householderQ();
-      const Eigen::MatrixXd Z = Q.rightCols(n - m);
-      Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> reig(Z.transpose() * Hd * Z,
-                                                          Eigen::EigenvaluesOnly);
-      reduced_min = reig.eigenvalues().minCoeff();
-    }
-  }
   double shift = 0;
   if (reduced_min < o.reduced_hessian_min) {
     shift = o.xi_B + H_norm;
@@ -453,61 +610,86 @@ StepReport Solver::step(std::int64_t iteration) {
   };
   delta_ = std::max(std::min(delta_, delta_trial(eta1_, eta2_)), o.delta_min);
 
-  Eigen::MatrixXd Kd = Eigen::MatrixXd::Zero(n + m, n + m);
-  Kd.topLeftCorner(n, n) = Hd + shift * Eigen::MatrixXd::Identity(n, n);
-  Kd.topRightCorner(n, m) = Gd.transpose();
-  Kd.bottomLeftCorner(m, n) = Gd;
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> keig(Kd, Eigen::EigenvaluesOnly);
-  const double K_norm = keig.eigenvalues().cwiseAbs().maxCoeff();
-  const Eigen::VectorXd gradL_d = gather_natural(s.gradL, s.x_natural);
-  const Eigen::VectorXd c_d = gather_natural(s.c, s.c_natural);
-  Eigen::VectorXd b(n + m);
-  b << -gradL_d, -c_d;
-  const double b_norm = b.norm();
+  Eigen::MatrixXd Kd;
+  Eigen::VectorXd b, c_d, a_gradL, a_Gtc, a_HgradL, a_GgradL;
+  double K_norm = 0, b_norm = kkt;
+  if (use_ksp) s.build_kkt(shift);
+  if (dense) {
+    Kd = Eigen::MatrixXd::Zero(n + m, n + m);
+    Kd.topLeftCorner(n, n) = Hd + shift * Eigen::MatrixXd::Identity(n, n);
+    Kd.topRightCorner(n, m) = Gd.transpose();
+    Kd.bottomLeftCorner(m, n) = Gd;
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> keig(Kd, Eigen::EigenvaluesOnly);
+    K_norm = keig.eigenvalues().cwiseAbs().maxCoeff();
+    a_gradL = gather_natural(s.gradL, s.x_natural);
+    c_d = gather_natural(s.c, s.c_natural);
+    b.resize(n + m);
+    b << -a_gradL, -c_d;
+    b_norm = b.norm();
+    // Pieces of grad L_eta^T z = dx.(gradL + eta1 G^T c + eta2 H gradL)
+    //                           + dl.(c + eta2 G gradL), with H the Lagrangian's Hessian (not B).
+    a_Gtc = Gd.transpose() * c_d;
+    a_HgradL = Hd * a_gradL;
+    a_GgradL = Gd * a_gradL;
+  } else {
+    Vec start;
+    PARASOL_PETSC(VecDuplicate(s.bv, &start));
+    Vec part;
+    PARASOL_PETSC(VecGetSubVector(start, s.kkt_rows[0], &part));
+    s.random_fill(part, s.x_natural, o.seed, 0);
+    PARASOL_PETSC(VecRestoreSubVector(start, s.kkt_rows[0], &part));
+    PARASOL_PETSC(VecGetSubVector(start, s.kkt_rows[1], &part));
+    s.random_fill(part, s.c_natural, o.seed, static_cast<std::uint64_t>(n));
+    PARASOL_PETSC(VecRestoreSubVector(start, s.kkt_rows[1], &part));
+    auto [k_min, k_max] = s.lanczos([&](Vec v, Vec w) { PARASOL_PETSC(MatMult(s.K, v, w)); },
+                                    start, o.lanczos_steps);
+    K_norm = std::max(std::abs(k_min), std::abs(k_max));
+    VecDestroy(&start);
+  }
+  if (use_ksp) s.slope_pieces();
   const double theta = o.sharpen ? std::min(1.0, kkt) : 1.0;
   auto target = [&]() { return theta * delta_ * b_norm / (K_norm * psi); };
-
-  // Pieces of grad L_eta^T z = dx.(gradL + eta1 G^T c + eta2 H gradL) + dl.(c + eta2 G gradL),
-  // with H the Hessian of the Lagrangian (not B).
-  const Eigen::VectorXd a_gradL = gradL_d, a_Gtc = Gd.transpose() * c_d, a_HgradL = Hd * gradL_d;
-  const Eigen::VectorXd a_GgradL = Gd * gradL_d;
-  auto merit_slope = [&](const Eigen::VectorXd& z) {
+  auto dense_slope = [&](const Eigen::VectorXd& z) {
     const auto zx = z.head(n);
     const auto zl = z.tail(m);
     return zx.dot(a_gradL) + eta1_ * zx.dot(a_Gtc) + eta2_ * zx.dot(a_HgradL) + zl.dot(c_d) +
            eta2_ * zl.dot(a_GgradL);
   };
 
-  // 3. Inexact Newton direction, penalties adapted until it is a descent direction.
+  // 3. Inexact Newton direction, penalties adapted until it is a descent direction; the
+  // sketch (or the Krylov method) continues from its current iterate after each adaptation.
   std::int64_t sketch_steps = 0;
   Eigen::VectorXd z;
   std::unique_ptr<detail::DenseSketchSolver> sketcher;
-  const bool use_ksp = o.sketch == "ksp";
   if (!use_ksp)
     sketcher = std::make_unique<detail::DenseSketchSolver>(
         Kd, b, o.sketch, o.seed, static_cast<std::uint64_t>(iteration),
         o.kaczmarz_weights == "rownorm", o.block_size);
   bool solved_once = false;
-  double slope = 0;
+  double slope = 0, residual = 0;
   for (;;) {
     if (use_ksp) {
-      if (!solved_once || (Kd * z - b).norm() > target()) {
-        s.ksp_solve(shift, target() / b_norm, solved_once);
+      // Solve, then refine (at most 3 times) while the accuracy condition does not hold.
+      if (!solved_once) {
+        residual = s.ksp_solve(target() / b_norm, false);
         ++sketch_steps;
-        Eigen::VectorXd zx = gather_natural(s.dx, s.x_natural), zl = gather_natural(s.dl, s.c_natural);
-        z.resize(n + m);
-        z << zx, zl;
       }
+      for (int refine = 0; refine < 3 && residual > target(); ++refine, ++sketch_steps)
+        residual = s.ksp_solve(target() / b_norm, true);
+      slope = s.petsc_slope(eta1_, eta2_);
     } else {
       const std::int64_t budget = o.max_sketch_steps - sketcher->steps();
       if (budget > 0) sketcher->run(target(), budget);
       z = sketcher->z();
       sketch_steps = sketcher->steps();
+      residual = sketcher->residual_norm();
+      if (!z.allFinite())
+        return end(Status::Failed, "the KKT solve produced non-finite values", 0, sketch_steps);
+      slope = dense_slope(z);
     }
     solved_once = true;
-    if (!z.allFinite())
+    if (!finite(slope))
       return end(Status::Failed, "the KKT solve produced non-finite values", 0, sketch_steps);
-    slope = merit_slope(z);
     if (slope <= -0.5 * eta2_ * b_norm * b_norm) break;
     if (eta1_ > o.eta1_max || eta2_ < o.eta2_min) break;  // safeguard: accept as it is
     eta1_ *= o.nu * o.nu;
@@ -517,10 +699,10 @@ StepReport Solver::step(std::int64_t iteration) {
   }
   summary_.sketch_steps += sketch_steps;
   last_sketch_.steps = sketch_steps;
-  last_sketch_.residual = (Kd * z - b).norm();
+  last_sketch_.residual = residual;
   last_sketch_.rhs_norm = b_norm;
   last_sketch_.target = target();
-  last_sketch_.accuracy_met = last_sketch_.residual <= last_sketch_.target;
+  last_sketch_.accuracy_met = residual <= last_sketch_.target;
   if (!use_ksp) {
     scatter_natural(z, 0, s.dx, s.x_natural);
     scatter_natural(z, n, s.dl, s.c_natural);
