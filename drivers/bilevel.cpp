@@ -92,6 +92,8 @@ Options read_method_options(MPI_Comm comm, ProblemOptions* p) {
   o.borep_decay = r.real("borep_decay", "borep: upper step multiplied by this every iteration",
                          o.borep_decay, 0.0, 1.0);
 
+  o.borep_lr_y_decay = r.real("borep_lr_y_decay", "borep: lower step multiplied by this every "
+                              "iteration", o.borep_lr_y_decay, 0.0, 1.0);
   o.bsvrb_blocks = r.integer("bsvrb_blocks", "bsvrb: blocks I sampled per iteration", o.bsvrb_blocks, 1);
   o.bsvrb_lr_x = r.real("bsvrb_lr_x", "bsvrb: upper step eta", o.bsvrb_lr_x, 0.0);
   o.bsvrb_beta = r.real("bsvrb_beta", "bsvrb: STORM beta", o.bsvrb_beta, 0.0, 1.0);

@@ -231,6 +231,7 @@ struct Options {
   double borep_lr_x = 0.05, borep_lr_y = 0.05, borep_beta = 0.9, borep_nu = 0.01;
   std::int64_t borep_interval = 2, borep_lower_steps = 10, borep_init_steps = 100;
   double borep_decay = 1.0;        // lr_x multiplied by this every iteration
+  double borep_lr_y_decay = 1.0;   // lr_y multiplied by this every iteration
 
   // bsvrb (Hu et al.): I blocks per iteration, MSVR alpha/gamma, STORM beta.
   std::int64_t bsvrb_blocks = 10;

@@ -1,6 +1,7 @@
 // BO-REP (Hao, Gong, Liu, ICLR 2024): normalized momentum on the upper variable,
 //   g_t = grad_x F(x,y) - d2f/dxdy v,   m_t = beta m_{t-1} + (1 - beta) g_t,
-//   x_{t+1} = P_X(x_t - eta_t m_t / |m_t|),  eta_t = lr_x decay^(t-1),
+//   x_{t+1} = P_X(x_t - eta_t m_t / |m_t|),  eta_t = lr_x decay^(t-1) (lr_y likewise with
+//   its own borep_lr_y_decay; both 1 by default),
 // v tracking the linear system d2f/dy2 v = grad_y F by one Hessian-vector step per
 // iteration, v <- v - nu (d2f/dy2 v - grad_y F); the lower variable refined once at x_0
 // (borep_init_steps gradient steps) and then updated only every `borep_interval`
@@ -33,7 +34,8 @@ class BoRep : public detail::ProblemSolver {
       refined_ = true;
     }
     if ((iteration - 1) % options_.borep_interval == 0)
-      lower_steps(iteration, options_.borep_lower_steps, 1);
+      lower_steps(iteration, options_.borep_lower_steps, 1,
+                  std::pow(options_.borep_lr_y_decay, double(iteration - 1)));
     Vector g = hypergradient(iteration);
     double stationarity = std::sqrt(problem_->upper_dot(g, g));
     const double beta = options_.borep_beta;
@@ -67,13 +69,14 @@ class BoRep : public detail::ProblemSolver {
   }
 
  private:
-  void lower_steps(std::int64_t iteration, std::int64_t count, std::uint64_t stream) {
+  void lower_steps(std::int64_t iteration, std::int64_t count, std::uint64_t stream,
+                   double scale = 1.0) {
     for (std::int64_t k = 0; k < count; ++k) {
       Sample sample = lower_batch("borep.lower" + std::to_string(stream),
                                   std::uint64_t(iteration) * std::uint64_t(count) + k);
       Vector fy;
       problem_->lower(x_, y_, nullptr, &fy, sample);
-      y_ -= options_.borep_lr_y * fy;
+      y_ -= scale * options_.borep_lr_y * fy;
       problem_->project_lower(&y_);
     }
   }

@@ -234,7 +234,7 @@ class Bsvrb : public Solver {
       if (b.last == 0) b.last = -1;  // sampled once: MSVR corrections apply from now on
     }
     // Each column has one owner (or, for collective blocks, is already global everywhere).
-    if (!collective_) detail::allreduce_sum(comm_, rows.data(), rows.size());
+    if (!collective_) share_columns(&rows);
     *G_new = Vector::Zero(nx);
     *G_old = Vector::Zero(nx);
     for (std::int64_t k = 0; k < count; ++k) {
@@ -243,6 +243,33 @@ class Bsvrb : public Solver {
     }
     *G_new /= double(std::max<std::int64_t>(count, 1));
     *G_old /= double(std::max<std::int64_t>(count, 1));
+  }
+
+  // Every rank gets the columns the other ranks computed. Only nonzero entries travel
+  // (G_i is sparse in x when x weighs samples: only the sampled rows have entries), as
+  // (column, row, value) triples with one Allgatherv; values are copied, not summed, so the
+  // result is bit-for-bit independent of the rank count.
+  void share_columns(Matrix* rows) const {
+    std::vector<double> mine;
+    for (Eigen::Index k = 0; k < rows->cols(); ++k)
+      for (Eigen::Index i = 0; i < rows->rows(); ++i)
+        if ((*rows)(i, k) != 0.0) mine.insert(mine.end(), {double(k), double(i), (*rows)(i, k)});
+    int size = 1;
+    MPI_Comm_size(comm_, &size);
+    int count = int(mine.size());
+    std::vector<int> counts(size), displs(size);
+    MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
+    int total = 0;
+    for (int r = 0; r < size; ++r) {
+      displs[r] = total;
+      total += counts[r];
+    }
+    std::vector<double> all(std::max(total, 1));
+    MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(),
+                   MPI_DOUBLE, comm_);
+    rows->setZero();
+    for (int e = 0; e + 2 < total; e += 3)
+      (*rows)(Eigen::Index(all[e + 1]), Eigen::Index(all[e])) = all[e + 2];
   }
 
   void update_lower(std::int64_t t, const std::vector<std::int64_t>& sampled) {
@@ -295,7 +322,9 @@ class Bsvrb : public Solver {
     if (!x_.allFinite() || !std::isfinite(report.objective)) {
       report.status = Status::Diverged;
       report.message = "the iterates became non-finite (step sizes too large?)";
-    } else if (options_.tol > 0 && report.fields[1] < options_.tol) {
+    } else if (options_.tol > 0 && report.fields[1] < options_.tol &&
+               t > (m_ + options_.bsvrb_blocks - 1) / options_.bsvrb_blocks + 1) {
+      // (not before every block can have been sampled: v2 starts from v = 0, G = 0)
       report.status = Status::Converged;
       report.message = "STORM hypergradient estimate below -tol";
     }

@@ -57,7 +57,8 @@ bool Options::IsValid(std::string* why) const {
     return fail("penalty_variant must be double or single");
   if (penalty_inner < 1) return fail("penalty_inner must be >= 1");
   if (!(borep_beta >= 0 && borep_beta < 1)) return fail("borep_beta must be in [0, 1)");
-  if (!(borep_decay > 0 && borep_decay <= 1)) return fail("borep_decay must be in (0, 1]");
+  if (!(borep_decay > 0 && borep_decay <= 1) || !(borep_lr_y_decay > 0 && borep_lr_y_decay <= 1))
+    return fail("borep_decay and borep_lr_y_decay must be in (0, 1]");
   if (borep_interval < 1 || borep_lower_steps < 0 || borep_init_steps < 0)
     return fail("borep_interval must be >= 1 and the step counts >= 0");
   if (bsvrb_blocks < 1) return fail("bsvrb_blocks must be >= 1");
