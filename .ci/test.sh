@@ -2,12 +2,14 @@
 # Builds parasol (optimized, in build/) and runs the whole test suite with CTest, with a
 # single-node SLURM cluster up for the job-script tests. The README's test command:
 #     sudo .ci/install-deps.sh && .ci/test.sh
-# Extra arguments go to ctest (for example `-L slurm` or `-R core`).
+# Extra arguments go to ctest (for example `-L slurm` or `-R core`). Tests labelled `long`
+# (minutes each: seed sweeps, full data sets) are left out unless PARASOL_TEST_LONG=1.
 # The cluster is started here (unless it was already up) and stopped again on every exit,
 # failure included. Environment:
 #   PARASOL_BUILD_DIR   build folder (default <repo>/build)
 #   PARASOL_CTEST_JOBS  tests run at once (default 2: see the measurement in docs/jobs.md)
 #   PARASOL_NO_SLURM=1  do not start a cluster (the SLURM test then starts its own)
+#   PARASOL_TEST_LONG=1 also run the tests labelled `long`
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -33,6 +35,8 @@ fi
 
 cd "$build"
 status=0
-ctest --output-on-failure -j "${PARASOL_CTEST_JOBS:-2}" "$@" || status=$?
+select=(-LE long)
+[[ ${PARASOL_TEST_LONG:-0} != 1 ]] || select=()
+ctest --output-on-failure -j "${PARASOL_CTEST_JOBS:-2}" "${select[@]}" "$@" || status=$?
 echo "test.sh: finished in $((SECONDS - start)) s (ctest exit status $status)"
 exit "$status"
