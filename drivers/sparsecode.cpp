@@ -58,6 +58,8 @@ DriverOptions read_options(MPI_Comm comm, const parasol::CommonOptions& common) 
       "anneal_sigma_noise");
   o.infer = r.string("infer", "HDF5 data to infer after learning (top-K states, marginals)", "");
   o.infer_topk = static_cast<int>(r.integer("infer_topk", "States kept per point by -infer", 5, 1, 1000));
+  o.model.snapshot_every = r.integer(
+      "snapshot_every", "Keep W every k iterations, written to /snapshots/W (0: none)", 0, 0);
   o.demo_N = r.integer("demo_N", "Bars demo (no -data): number of data points", 1000, 1);
   o.model.max_it = common.max_it;
   o.model.seed = static_cast<std::uint64_t>(common.seed);

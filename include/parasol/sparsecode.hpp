@@ -67,6 +67,7 @@ struct Options {
   std::int64_t max_it = 100;   // fractional schedule positions refer to this
   std::uint64_t seed = 1;
   double tol = 0.0;            // stop when |dL| <= tol |L| once the schedules have settled
+  std::int64_t snapshot_every = 0;  // keep W every k iterations for /snapshots (0: none)
 
   bool IsValid(std::string* why) const;
 };
@@ -261,6 +262,8 @@ class ETSolver : public IterativeSolver {
   // log-likelihood cannot drop through a change of candidates.
   Eigen::Matrix<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> previous_candidates_;
   bool have_candidates_ = false;
+  std::vector<double> snapshot_iterations_;  // -snapshot_every: iterations and W (H x D each)
+  std::vector<double> snapshot_W_;
   std::int64_t row_offset_ = 0;  // global index of the first local row
 };
 

@@ -133,6 +133,7 @@ bool Options::IsValid(std::string* why) const {
   if (noise != "scalar" && noise != "diagonal")
     return fail("-noise must be scalar or diagonal (got " + noise + ")");
   if (max_it < 1) return fail("-max_it must be at least 1");
+  if (snapshot_every < 0) return fail("-snapshot_every must not be negative");
   for (std::int64_t it : {std::int64_t(1), max_it}) {
     if (!(temperature.at(it, max_it) > 0.0))
       return fail("-anneal_T must stay positive (it reaches " +
@@ -380,6 +381,11 @@ StepReport ETSolver::step(std::int64_t iteration) {
     return report;
   }
   params_ = std::move(next);
+  if (options_.snapshot_every > 0 && iteration % options_.snapshot_every == 0) {
+    const RowMatrix W = params_.W;
+    snapshot_iterations_.push_back(static_cast<double>(iteration));
+    snapshot_W_.insert(snapshot_W_.end(), W.data(), W.data() + W.size());
+  }
   report.fields = {model_->active_probability(params_), model_->noise_level(params_), T, n_used};
 
   summary_.iterations = iteration;
@@ -412,6 +418,11 @@ void ETSolver::save_state(h5::File& file, const std::string& group) const {
   if (params_.mu.size() > 0) write_vector(file, group + "/mu", params_.mu);
   if (params_.psi.size() > 0) write_vector(file, group + "/psi", params_.psi);
   h5::write(file, group + "/previous_objective", std::vector<double>{previous_objective_}, {1});
+  if (!snapshot_iterations_.empty()) {
+    h5::write(file, group + "/snapshot_iterations", snapshot_iterations_,
+              {snapshot_iterations_.size()});
+    h5::write(file, group + "/snapshot_W", snapshot_W_, {snapshot_W_.size()});
+  }
   if (!have_candidates_) return;  // the same on every rank: set by step()
   // Row-distributed: each rank writes its points' candidates in global row order.
   std::vector<std::int64_t> cand(previous_candidates_.data(),
@@ -450,6 +461,14 @@ void ETSolver::load_state(const h5::File& file, const std::string& group) {
   params_ = p;
   if (file.exists(group + "/previous_objective"))
     previous_objective_ = h5::read_doubles(file, group + "/previous_objective").at(0);
+  snapshot_iterations_.clear();
+  snapshot_W_.clear();
+  if (file.exists(group + "/snapshot_iterations")) {
+    snapshot_iterations_ = h5::read_doubles(file, group + "/snapshot_iterations");
+    snapshot_W_ = h5::read_doubles(file, group + "/snapshot_W");
+    if (snapshot_W_.size() != snapshot_iterations_.size() * static_cast<std::size_t>(options_.H * D_))
+      throw Error("restart " + file.path() + ": snapshots do not match H x D");
+  }
   previous_candidates_.resize(0, options_.Hprime);
   have_candidates_ = false;
   if (file.exists(group + "/candidates")) {
@@ -485,6 +504,12 @@ void ETSolver::write_solution(h5::File& file) const {
   h5::set_attr(file, "solution", "log_likelihood", summary_.log_likelihood);
   h5::set_attr(file, "solution", "W_layout", std::string("H x D: row h is the field of latent h"));
   model_->write_extra(file, params_);
+  if (!snapshot_iterations_.empty()) {
+    const auto n = static_cast<std::uint64_t>(snapshot_iterations_.size());
+    h5::write(file, "snapshots/iteration", snapshot_iterations_, {n});
+    h5::write(file, "snapshots/W", snapshot_W_,
+              {n, static_cast<std::uint64_t>(options_.H), static_cast<std::uint64_t>(D_)});
+  }
 }
 
 // ----- inference -----------------------------------------------------------------------

@@ -45,7 +45,8 @@ class Driver(unittest.TestCase):
 
     def test_bars_demo_recovers_the_bars(self):
         out = self.path("demo.h5")
-        result = run(2, DRIVER, "-max_it", 60, "-seed", 2, "-anneal_T", "0:3,0.6:1", "-output", out)
+        result = run(2, DRIVER, "-max_it", 60, "-seed", 2, "-anneal_T", "0:3,0.6:1",
+                     "-snapshot_every", 20, "-output", out)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("recovered", result.stdout)
         with h5py.File(out, "r") as f:
@@ -56,6 +57,12 @@ class Driver(unittest.TestCase):
                 self.assertIn(field, columns)
             self.assertAlmostEqual(float(f["history/temperature"][0]), 3.0 - 2.0 / 36, places=9)
             self.assertEqual(float(f["history/temperature"][-1]), 1.0)
+            last = int(f["history/iteration"][-1])  # the run may converge before -max_it
+            expected = list(range(20, last + 1, 20))
+            self.assertEqual(list(f["snapshots/iteration"][...]), expected)
+            self.assertEqual(f["snapshots/W"].shape, (len(expected), 10, 25))
+            if last % 20 == 0:
+                self.assertTrue(np.array_equal(f["snapshots/W"][-1], f["solution/W"][...]))
             sigma = float(np.ravel(f["solution/sigma"][...])[0])
             self.assertLess(abs(sigma - 2.0), 0.2)
 
