@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""parasol-relu against its peers, in one run (see README.md for the numbers we measured).
+
+1. Fashion-MNIST T-shirt (0, +1) vs shirt (6, -1), first 12,000 train / 2,000 test images of
+   the two classes, pixels in [0, 1]: parasol-relu (ADMM, 2 ranks) test accuracy against wall
+   time (from its /history), and PyTorch Adam and SGD training a two-layer ReLU network of the
+   same width (2 P neurons) on the same data and cores (skipped without python3-torch).
+2. CVXOPT on the same sampled convex program (small synthetic instance: an SOCP with K n
+   linear rows is out of CVXOPT's reach at Fashion-MNIST size): time to its optimum against
+   parasol-relu's time to 1e-4 relative objective.
+3. Memory: n = 60,000 (all Fashion-MNIST training images), d = 784, P = 64 on 2 ranks, one
+   ADMM iteration, peak resident memory per rank (/usr/bin/time -v).
+
+Usage: bench/relu/compare.py BUILD_DIR [--quick]
+"""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import gzip
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+SRC = "/usr/share/datasets/fashion-mnist"
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+
+def idx_images(name):
+    raw = gzip.open(os.path.join(SRC, name)).read()
+    n = int.from_bytes(raw[4:8], "big")
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(n, 784)
+
+
+def idx_labels(name):
+    return np.frombuffer(gzip.open(os.path.join(SRC, name)).read(), np.uint8, offset=8)
+
+
+def write(path, X, y):
+    with h5py.File(path, "w") as f:
+        f["X"] = X
+        f["y"] = y
+
+
+def relu_run(build, args, ranks=2, time_v=False):
+    cmd = ["mpiexec", "-n", str(ranks), "--oversubscribe", os.path.join(build, "drivers", "parasol-relu")] + args
+    if time_v:
+        cmd = ["/usr/bin/time", "-v"] + cmd
+    start = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+    if p.returncode != 0:
+        print(p.stdout[-2000:], p.stderr[-2000:])
+        raise SystemExit("parasol-relu failed")
+    return time.time() - start, p
+
+
+def fmnist(build, workdir, P, beta, loss, iters):
+    Xtr, ytr = idx_images("train-images-idx3-ubyte.gz"), idx_labels("train-labels-idx1-ubyte.gz")
+    Xte, yte = idx_images("t10k-images-idx3-ubyte.gz"), idx_labels("t10k-labels-idx1-ubyte.gz")
+    tr = np.where((ytr == 0) | (ytr == 6))[0][:12000]
+    te = np.where((yte == 0) | (yte == 6))[0][:2000]
+    X, y = Xtr[tr] / 255.0, np.where(ytr[tr] == 0, 1.0, -1.0)
+    Xt, yt = Xte[te] / 255.0, np.where(yte[te] == 0, 1.0, -1.0)
+    write("train.h5", X, y)
+    write("test.h5", Xt, yt)
+    wall, _ = relu_run(build, ["-data", "train.h5", "-test", "test.h5", "-P", str(P), "-beta", str(beta),
+                               "-bias", "-loss", loss, "-max_it", str(iters), "-output", "fm.h5"])
+    with h5py.File("fm.h5", "r") as f:
+        h = {k: f["history"][k][()] for k in ("wall_time", "test_accuracy", "train_accuracy")}
+        neurons = f["solution/W1"].shape[0]
+        patterns = int(f["solution"].attrs["patterns"])
+    print(f"\n[1] Fashion-MNIST 0 vs 6, n = 12000, d = 784 (+bias), P = {patterns}, beta = {beta}, {loss}")
+    print(f"parasol-relu admm, 2 ranks: {wall:.1f} s total, {neurons} neurons")
+    print("  time_s  test_acc  train_acc")
+    for i in list(range(0, len(h["wall_time"]), max(1, len(h["wall_time"]) // 10))) + [len(h["wall_time"]) - 1]:
+        print(f"  {h['wall_time'][i]:6.1f}  {h['test_accuracy'][i]:.4f}    {h['train_accuracy'][i]:.4f}")
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch: skipped (python3-torch not installed)")
+        return
+    torch.set_num_threads(2)
+    width = 2 * P
+    budget = h["wall_time"][-1]
+    for name in ("adam", "sgd"):
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(784, width), torch.nn.ReLU(), torch.nn.Linear(width, 1))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3) if name == "adam" else \
+            torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        Xs, ys = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+        Xts = torch.tensor(Xt, dtype=torch.float32)
+        start, epoch = time.time(), 0
+        print(f"PyTorch {name}, width {width}, batch 128, squared loss, same wall-time budget {budget:.0f} s:")
+        while time.time() - start < budget:
+            perm = torch.randperm(len(ys))
+            for b in range(0, len(ys), 128):
+                idx = perm[b:b + 128]
+                opt.zero_grad()
+                loss_value = 0.5 * ((model(Xs[idx]).squeeze(1) - ys[idx]) ** 2).mean()
+                loss_value.backward()
+                opt.step()
+            epoch += 1
+            with torch.no_grad():
+                acc = ((model(Xts).squeeze(1) > 0).numpy() == (yt > 0)).mean()
+            print(f"  {time.time() - start:6.1f}  {acc:.4f}  (epoch {epoch})")
+
+
+def cvxopt_comparison(build):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "relu"))
+    import driver_test as dt
+    rng = np.random.default_rng(2)
+    n, d, P, beta = 400, 20, 16, 1.0
+    X = rng.standard_normal((n, d))
+    y = np.where(np.maximum(X @ rng.standard_normal((d, 3)), 0) @ np.array([1, -1, .5]) > .3, 1.0, -1.0)
+    write("small.h5", X, y)
+    wall, _ = relu_run(build, ["-data", "small.h5", "-P", str(P), "-beta", str(beta), "-tol", "1e-7",
+                               "-max_it", "20000", "-output", "small.h5.run"], ranks=1)
+    with h5py.File("small.h5.run", "r") as f:
+        gates = f["solution/gates"][()]
+        hist_t, hist_obj = f["history/wall_time"][()], f["history/objective"][()]
+    start = time.time()
+    reference, status = dt.cvxopt_objective(X, y, gates, beta)
+    cvx = time.time() - start
+    rel = np.abs(hist_obj - reference) / abs(reference)
+    reached = np.where(rel <= 1e-4)[0]
+    t_admm = hist_t[reached[0]] if len(reached) else float("nan")
+    print(f"\n[2] Same convex program, n = {n}, d = {d}, P = {gates.shape[0]}, beta = {beta}")
+    print(f"CVXOPT conelp: {cvx:.2f} s ({status}), objective {reference:.8g}")
+    print(f"parasol-relu (1 rank): 1e-4 relative objective after {t_admm:.3f} s "
+          f"(iteration {reached[0] + 1 if len(reached) else '-'}); whole run {wall:.2f} s")
+    print(f"speed-up to 1e-4: {cvx / t_admm:.1f}x")
+
+
+def memory(build):
+    X = idx_images("train-images-idx3-ubyte.gz") / 255.0
+    y = np.where(idx_labels("train-labels-idx1-ubyte.gz") < 5, 1.0, -1.0)
+    write("big.h5", X, y)
+    wall, p = relu_run(build, ["-data", "big.h5", "-P", "64", "-beta", "100", "-bias", "-max_it", "1",
+                               "-output", "big.run.h5"], time_v=True)
+    rss = re.findall(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    print(f"\n[3] n = 60000, d = 784, P = 64, 2 ranks, one ADMM iteration: {wall:.1f} s, "
+          f"peak RSS of mpiexec's largest child {int(rss[0]) / 1024:.0f} MiB" if rss else "RSS not reported")
+
+
+def main():
+    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    quick = "--quick" in sys.argv
+    os.chdir(tempfile.mkdtemp(prefix="relu-bench-"))
+    fmnist(build, os.getcwd(), P=16 if quick else 64, beta=30, loss="hinge", iters=10 if quick else 40)
+    cvxopt_comparison(build)
+    memory(build)
+
+
+if __name__ == "__main__":
+    main()
