@@ -2,10 +2,12 @@
 // pi = 0.2, N = 1000. A run recovers the bars when greedy matching of learned to true
 // fields leaves every matched pair with a mean absolute error below 10% of the amplitude.
 // The seeds come from SPARSECODE_BARS_SEEDS="first:count" (default "1:1"): the normal suite
-// runs one seed per model at 1, 2 and 3 ranks (same data, same result up to round-off);
+// runs one seed per model at 1 rank and at 2 or 3 ranks (same data, same result up to
+// round-off);
 // the `long` sweep runs seeds 1..10 at 1 rank and requires at least 9 recoveries.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,11 +28,21 @@ struct Case {
   std::string W_noise = "0";
 };
 
+// In the normal suite every model runs at 1 rank; the 2- and 3-rank runs share the models
+// (alternately) to keep the suite short. Results are rank-count independent (solver_test).
+bool runs_at_this_rank_count(const std::string& model) {
+  const std::vector<std::string> order = {"bsc", "mca", "tsc", "dsc", "gsc", "mmca"};
+  const auto index = std::find(order.begin(), order.end(), model) - order.begin();
+  return t::size() == 1 || index % 2 == (t::size() == 2 ? 0 : 1);
+}
+
 void run_bars(const Case& c) {
   const MPI_Comm comm = MPI_COMM_WORLD;
   int first = 1, seeds = 1;
   if (const char* env = std::getenv("SPARSECODE_BARS_SEEDS"))
     ASSERT_EQ(std::sscanf(env, "%d:%d", &first, &seeds), 2) << "SPARSECODE_BARS_SEEDS=" << env;
+  else if (!runs_at_this_rank_count(c.model))
+    GTEST_SKIP() << c.model << " runs at 1 rank and at " << (t::size() == 2 ? 3 : 2) << " ranks";
   const int allowed_failures = seeds / 10;  // 9 of 10 must recover; a short run: all
   int failures = 0;
   for (int seed = first; seed < first + seeds; ++seed) {
