@@ -6,6 +6,8 @@
 #include <mpi.h>
 #include <parasol/error.hpp>
 
+#include "parasol_test.hpp"
+
 #include <zlib.h>
 
 #include <filesystem>
@@ -15,29 +17,10 @@
 
 namespace parasol::datatest {
 
-inline int rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-inline int size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
-
-// A fresh directory, the same path on every rank, unique per test and rank count.
-inline std::string scratch_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = std::string("scratch/") + info->test_suite_name() + "." + info->name() +
-                    ".np" + std::to_string(size());
-  if (rank() == 0) {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  return dir;
-}
+// rank(), size() and scratch_dir() are the shared ones.
+using parasol::test::rank;
+using parasol::test::scratch_dir;
+using parasol::test::size;
 
 // Rank 0 writes `bytes` to `path` (gzip-compressed when `gzip`); every rank waits for it.
 inline void write_file(const std::string& path, const std::string& bytes, bool gzip = false) {
