@@ -3,7 +3,8 @@
 //   grad psi_sigma(x) = grad_x F(x, y) + (grad_x f(x, y) - grad_x f(x, z)) / sigma
 // where y minimizes h_sigma(x, .) and z minimizes f(x, .) over Y: two lower sequences with
 // projected gradient steps. Variant "double": `penalty_inner` inner steps on y and z per
-// outer step (stopping early below penalty_inner_tol), full data. Variant "single": one
+// outer step (stopping early below penalty_inner_tol), full data. y() and /solution/y are
+// the penalized sequence y (within O(sigma) of the lower solution). Variant "single": one
 // y and one z step per iteration on minibatches, momentum on the x direction.
 #include <parasol/error.hpp>
 
@@ -58,7 +59,6 @@ class Penalty : public detail::ProblemSolver {
     momentum_ = detail::load_vector(file, group + "/momentum", momentum_.size(),
                                     problem_->upper_distributed());
   }
-  Vector y() const override { return z_; }  // the lower-level solution estimate
 
  private:
   void inner_steps(std::int64_t iteration, std::int64_t count, bool stochastic) {
