@@ -9,14 +9,14 @@
 
 namespace parasol::test {
 
-inline int rank() {
+inline int rank(MPI_Comm comm = MPI_COMM_WORLD) {
   int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  MPI_Comm_rank(comm, &r);
   return r;
 }
-inline int size() {
+inline int size(MPI_Comm comm = MPI_COMM_WORLD) {
   int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  MPI_Comm_size(comm, &s);
   return s;
 }
 

@@ -4,34 +4,17 @@
 #include <mpi.h>
 #include <parasol/bilevel.hpp>
 
+#include "parasol_test.hpp"
+
 #include <filesystem>
 #include <string>
 
 namespace parasol::bilevel::test {
 
-inline int rank(MPI_Comm comm = MPI_COMM_WORLD) {
-  int r = 0;
-  MPI_Comm_rank(comm, &r);
-  return r;
-}
-inline int size(MPI_Comm comm = MPI_COMM_WORLD) {
-  int s = 1;
-  MPI_Comm_size(comm, &s);
-  return s;
-}
-
-// A fresh directory, the same path on every rank, unique per test and rank count.
-inline std::string scratch_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = std::string("scratch/") + info->test_suite_name() + "." + info->name() +
-                    ".np" + std::to_string(size());
-  if (rank() == 0) {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  return dir;
-}
+// rank(), size() and scratch_dir() are the shared ones.
+using parasol::test::rank;
+using parasol::test::scratch_dir;
+using parasol::test::size;
 
 // Runs `iterations` steps of the solver without a run file.
 inline void run_steps(Solver& solver, std::int64_t iterations) {
