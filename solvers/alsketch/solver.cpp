@@ -192,6 +192,11 @@ struct Solver::Impl {
     ++summary.function_evaluations;
     problem.gradient(x, gv);
     problem.constraints(x, cv);
+    // A rank that owns no entries may not have touched its (empty) part; PETSc would then
+    // keep a cached norm on that rank only and skip the reduction there (a hang). Mark the
+    // outputs changed on every rank.
+    PARASOL_PETSC(PetscObjectStateIncrease(reinterpret_cast<PetscObject>(gv)));
+    PARASOL_PETSC(PetscObjectStateIncrease(reinterpret_cast<PetscObject>(cv)));
     problem.jacobian(x, Jm);
     PARASOL_PETSC(MatMultTransposeAdd(Jm, lambda, gv, gradLv));
     return fx;
