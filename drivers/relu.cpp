@@ -19,7 +19,7 @@ namespace relu = parasol::relu;
 static const char help[] =
     "parasol-relu: two-layer ReLU networks trained to global optimality (convex program, ADMM).\n"
     "  mpiexec -n 2 parasol-relu -data train.h5 [-test test.h5] -P 64 -beta 1e-4 \\\n"
-    "      -loss squared|bce|hinge -method admm|scp|adversarial -seed 1 -tol 1e-6 -output run.h5\n"
+    "      -loss squared|bce|hinge -method admm|scp -seed 1 -tol 1e-6 -output run.h5\n"
     "  parasol-relu -predict -network run.h5 -data new.h5 -output predictions.h5\n"
     "Labels: +1/-1 (squared, hinge), 0/1 (bce). Without -data: a synthetic demo (-demo_n rows\n"
     "labelled by a planted 3-neuron network).\n";
@@ -53,7 +53,6 @@ DriverOptions read_options(MPI_Comm comm) {
   s.cone_weight = r.real("cone_weight", "Penalty of the cone split relative to rho (0: automatic)", s.cone_weight);
   s.loss_weight = r.real("loss_weight", "Penalty of the loss split relative to rho (0: 1)", s.loss_weight);
   s.gamma = r.real("gamma", "Dual step in the scaled form (1: standard ADMM)", s.gamma);
-  s.epsilon = r.real("epsilon", "l_inf radius (-method adversarial)", s.epsilon);
   s.linear_solver = r.choice("linear_solver", "u-update: dense Cholesky, PCG, or auto by size",
                              relu::linear_solver_names(), s.linear_solver);
   s.dense_limit = r.integer("dense_limit", "auto: dense when the u-system size K d is at most this", s.dense_limit);

@@ -151,7 +151,7 @@ def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
     quick = "--quick" in sys.argv
     os.chdir(tempfile.mkdtemp(prefix="relu-bench-"))
-    fmnist(build, os.getcwd(), P=16 if quick else 64, beta=30, loss="hinge", iters=10 if quick else 40)
+    fmnist(build, os.getcwd(), P=64, beta=10, loss="hinge", iters=10 if quick else 40)
     cvxopt_comparison(build)
     memory(build)
 

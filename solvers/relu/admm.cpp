@@ -111,8 +111,6 @@ void Solver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local,
   const bool valid = options.IsValid(&why);
   check_all(comm, valid, "relu: " + why);
   if (!loss) loss = make_loss(options.loss);
-  check_all(comm, options.method != "adversarial",
-            "relu: -method adversarial is not available in this build");
   constrained = options.method != "scp";
   split_loss = loss->name() != "squared";
   rho = options.rho;

@@ -120,7 +120,7 @@ inline ReferenceResult solve_reference(const Eigen::MatrixXd& X, const Eigen::Ve
       const Eigen::VectorXd step = -factor.solve(grad);
       const double decrement = -grad.dot(step);
       ++result.newton_steps;
-      if (decrement / 2 <= 1e-12) break;
+      if (decrement / 2 <= 1e-9) break;
       double length = 1.0;
       while (!feasible(z + length * step) && length > 1e-20) length *= 0.5;
       const double current = barrier_value(z, tau);
