@@ -195,8 +195,11 @@ struct Solver::Impl {
     // A rank that owns no entries may not have touched its (empty) part; PETSc would then
     // keep a cached norm on that rank only and skip the reduction there (a hang). Mark the
     // outputs changed on every rank.
-    PARASOL_PETSC(PetscObjectStateIncrease(reinterpret_cast<PetscObject>(gv)));
-    PARASOL_PETSC(PetscObjectStateIncrease(reinterpret_cast<PetscObject>(cv)));
+    for (Vec v : {gv, cv}) {  // get/restore for writing advances the state on this rank
+      PetscScalar* a;
+      PARASOL_PETSC(VecGetArray(v, &a));
+      PARASOL_PETSC(VecRestoreArray(v, &a));
+    }
     problem.jacobian(x, Jm);
     PARASOL_PETSC(MatMultTransposeAdd(Jm, lambda, gv, gradLv));
     return fx;
@@ -803,6 +806,12 @@ void Solver::write_solution(h5::File& file) const {
   h5::set_attr(file, "solution", "problem", problem_.name());
   h5::set_attr(file, "solution", "objective", summary_.objective);
   h5::set_attr(file, "solution", "kkt_residual", summary_.kkt_residual);
+  h5::set_attr(file, "solution", "function_evaluations",
+               static_cast<std::int64_t>(summary_.function_evaluations));
+  h5::set_attr(file, "solution", "sketch_steps", static_cast<std::int64_t>(summary_.sketch_steps));
+  h5::set_attr(file, "solution", "penalty_adaptations",
+               static_cast<std::int64_t>(summary_.penalty_adaptations));
+  h5::set_attr(file, "solution", "backtracks", static_cast<std::int64_t>(summary_.backtracks));
 }
 
 Summary Solve(Problem& problem, const Options& options, std::int64_t max_iterations) {

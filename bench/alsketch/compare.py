@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Summarize bench/alsketch/run.sh: per problem, parasol-alsketch vs IPOPT vs TAO ALMM
+(iterations, function evaluations, time, memory) and the ratios peer / alsketch."""
+import glob
+import os
+import re
+import sys
+
+import h5py
+
+log, out = sys.argv[1], sys.argv[2]
+rows = {}
+for line in open(log):
+    kv = dict(re.findall(r"(\w+)=([^\s]+)", line))
+    if not kv.get("problem"):
+        continue
+    key = (kv["problem"], kv.get("N", ""))
+    solver = line.split()[0]
+    rows.setdefault(key, {})[solver] = kv
+    if solver == "alsketch":
+        t = re.search(r"in ([0-9.]+) s", line)
+        kv["time"] = t.group(1) if t else "nan"
+for path in glob.glob(os.path.join(out, "*.h5")):
+    name = os.path.basename(path)[:-3].split("-")
+    with h5py.File(path, "r") as f:
+        r = rows.setdefault((name[0], name[1]), {}).setdefault("alsketch", {})
+        r["iterations"] = str(len(f["history/objective"]))
+        r["kkt"] = "%.2e" % f["history/kkt_residual"][-1]
+        r["objective"] = "%.10g" % f["history/objective"][-1]
+        if "function_evaluations" in f["solution"].attrs:
+            r["f_evals"] = str(int(f["solution"].attrs["function_evaluations"]))
+print("%-10s %5s %-9s %6s %7s %9s %8s %10s %8s" % ("problem", "N", "solver", "iters", "f_evals",
+                                                   "time_s", "mem_MB", "objective", "t/t_al"))
+for (p, N), solvers in sorted(rows.items()):
+    base = float(solvers.get("alsketch", {}).get("time", "nan").rstrip("s") or "nan")
+    for s in ("alsketch", "ipopt", "tao"):
+        r = solvers.get(s)
+        if not r:
+            continue
+        t = float(r.get("time", "nan"))
+        mem = r.get("peak_rss", "?")
+        mem = str(int(mem) // 1024) if mem.isdigit() else mem
+        print("%-10s %5s %-9s %6s %7s %9.3f %8s %10s %8.2f" % (
+            p, N, s, r.get("iterations", "?"), r.get("f_evals", "-"), t, mem,
+            r.get("objective", "?")[:10], t / base if base > 0 else float("nan")))
