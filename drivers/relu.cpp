@@ -91,8 +91,8 @@ int predict(MPI_Comm comm, const DriverOptions& o, const parasol::CommonOptions&
   {
     parasol::h5::File file(comm, o.network, parasol::h5::File::Mode::Read);
     parasol::collective(comm, [&] {
-      if (!file.exists("/solution/W1"))
-        throw parasol::Error("-network " + o.network + ": no /solution/W1 (not a parasol-relu run file?)");
+      if (!file.exists("/solution") || !parasol::h5::has_attr(file, "/solution", "neurons"))
+        throw parasol::Error("-network " + o.network + ": no /solution with a network (not a parasol-relu run file?)");
       net = relu::read_network(file);
       features = parasol::h5::attr_int(file, "/solution", "features");
     });

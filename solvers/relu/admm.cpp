@@ -586,10 +586,15 @@ void Solver::write_solution(h5::File& file) const {
   h5::write(file, "/solution/gates", flat(m.gates), {P, d});
   h5::write(file, "/solution/v", flat(m.V), {P, d});
   h5::write(file, "/solution/w", flat(m.W), {P, d});
-  h5::write(file, "/solution/W1", flat(net.W1), {neurons, d});
-  h5::write(file, "/solution/w2", std::vector<double>(net.w2.data(), net.w2.data() + net.w2.size()),
-            {neurons});
-  if (net.gated) h5::write(file, "/solution/neuron_gates", flat(net.gate_of_neuron), {neurons, d});
+  // A network without neurons (every group zero, e.g. a large beta) has no W1/w2 datasets
+  // (HDF5 cannot hold empty ones here); the attribute `neurons` says 0.
+  h5::set_attr(file, "/solution", "neurons", static_cast<std::int64_t>(neurons));
+  if (neurons > 0) {
+    h5::write(file, "/solution/W1", flat(net.W1), {neurons, d});
+    h5::write(file, "/solution/w2", std::vector<double>(net.w2.data(), net.w2.data() + net.w2.size()),
+              {neurons});
+    if (net.gated) h5::write(file, "/solution/neuron_gates", flat(net.gate_of_neuron), {neurons, d});
+  }
   h5::set_attr(file, "/solution", "loss", s.loss->name());
   h5::set_attr(file, "/solution", "method", s.options.method);
   h5::set_attr(file, "/solution", "model", std::string(net.gated ? "gated_relu" : "relu"));
@@ -625,6 +630,15 @@ Summary Solver::summary() const {
 
 Network read_network(const h5::File& file) {
   Network net;
+  net.bias = h5::attr_int(file, "/solution", "bias") != 0;
+  net.gated = h5::attr_string(file, "/solution", "model") == "gated_relu";
+  if (h5::attr_int(file, "/solution", "neurons") == 0) {
+    const std::int64_t d = h5::attr_int(file, "/solution", "features") + (net.bias ? 1 : 0);
+    net.W1.resize(0, d);
+    net.w2.resize(0);
+    net.gate_of_neuron.resize(0, d);
+    return net;
+  }
   std::vector<std::uint64_t> dims;
   const auto W1 = h5::read_doubles(file, "/solution/W1", &dims);
   if (dims.size() != 2) throw Error(file.path() + ": /solution/W1 is not a matrix");
@@ -634,8 +648,6 @@ Network read_network(const h5::File& file) {
   if (dims.size() != 1 || static_cast<Eigen::Index>(dims[0]) != net.W1.rows())
     throw Error(file.path() + ": /solution/w2 does not match /solution/W1");
   net.w2 = Eigen::Map<const Eigen::VectorXd>(w2.data(), net.W1.rows());
-  net.bias = h5::attr_int(file, "/solution", "bias") != 0;
-  net.gated = h5::attr_string(file, "/solution", "model") == "gated_relu";
   if (net.gated) {
     const auto gates = h5::read_doubles(file, "/solution/neuron_gates", &dims);
     net.gate_of_neuron = Eigen::Map<const RowMatrix>(gates.data(), net.W1.rows(), net.W1.cols());

@@ -179,6 +179,16 @@ def main():
         check(np.allclose(pred, expected, rtol=1e-12, atol=1e-12), "-predict writes the network's outputs")
         check(np.array_equal(classes, np.where(expected > 0, 1.0, -1.0)), "-predict writes the classes")
 
+    # A beta so large that every group is zero: a network without neurons, still predicting.
+    p = run(["-data", "train.h5", "-P", "4", "-beta", "1e6", "-max_it", "2", "-output", "empty.h5"], 2)
+    check(p.returncode == 0, "a run whose network has no neurons exits 0")
+    p = run(["-predict", "-network", "empty.h5", "-data", "test.h5", "-output", "pred0.h5"], 1)
+    if p.returncode == 0:
+        with h5py.File("pred0.h5", "r") as f:
+            check(np.all(f["predictions"][()] == 0), "the empty network predicts 0")
+    else:
+        check(False, "-predict with an empty network exits 0")
+
     # Checkpoint/restart: 3 + 3 rows equal 6 rows straight.
     short = ["-data", "train.h5", "-P", "8", "-beta", str(beta), "-record_every", "7", "-tol", "1e-12"]
     run(short + ["-max_it", "6", "-output", "straight.h5"], 2)
