@@ -39,6 +39,7 @@ int solve_and_write(MPI_Comm comm, IterativeSolver& solver, const CommonOptions&
                     const std::function<void(RunFile&)>& extra) {
   RunFile run(comm, options.output, solver.family(), solver.method(), options.seed,
               solver.history_fields());
+  run.set_flush_interval(options.history_flush_interval);
   for (const auto& input : inputs)
     run.describe_input(input.role, input.path, input.shape, input.crc32);
   RunSummary summary;

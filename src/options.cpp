@@ -264,6 +264,10 @@ CommonOptions read_common_options(MPI_Comm comm, const std::string& solver,
         defaults.checkpoint_every, 0);
     o.restart = r.string("restart", "Resume from this checkpoint file", defaults.restart);
     o.monitor = r.flag("monitor", "Print one line per iteration on rank 0", defaults.monitor);
+    o.history_flush_interval = r.real(
+        "history_flush_interval",
+        "Seconds between writes of /history rows to the run file (0: every iteration)",
+        defaults.history_flush_interval, 0.0);
   }
   std::string why;
   check_all(comm, o.IsValid(&why), why);

@@ -65,6 +65,7 @@ struct CommonOptions {
   std::int64_t checkpoint_every = 0;  // 0: only on SIGUSR1 and at the end
   std::string restart;     // -restart FILE
   bool monitor = false;    // -monitor: one line per iteration on rank 0
+  double history_flush_interval = 1.0;  // seconds between writes of /history rows
 
   bool IsValid(std::string* why) const;
 };

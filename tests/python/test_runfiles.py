@@ -71,7 +71,8 @@ class RealRunFiles(ToolAssertions, unittest.TestCase):
         cls.restarted = make(d, 1, "restarted.h5", "-max_it", "200", "-restart",
                              "short-ck.h5")
         # SIGKILL during iteration 6: 5 rows flushed, never finalized or renamed
-        make(d, 1, "killed.h5", "-max_it", "200", "-crash_at", "6", expect_rc=137)
+        make(d, 1, "killed.h5", "-max_it", "200", "-crash_at", "6",
+             "-history_flush_interval", "0", expect_rc=137)
         cls.killed = os.path.join(d, "killed.h5.partial")
         cls.expected = closed_form(cls.K)
 
