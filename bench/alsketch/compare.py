@@ -29,8 +29,9 @@ for path in glob.glob(os.path.join(out, "*.h5")):
         r["objective"] = "%.10g" % f["history/objective"][-1]
         if "function_evaluations" in f["solution"].attrs:
             r["f_evals"] = str(int(f["solution"].attrs["function_evaluations"]))
-print("%-10s %5s %-9s %6s %7s %9s %8s %10s %8s" % ("problem", "N", "solver", "iters", "f_evals",
+print("%-10s %5s %-9s %6s %7s %9s %8s %12s %8s" % ("problem", "N", "solver", "iters", "f_evals",
                                                    "time_s", "mem_MB", "objective", "t/t_al"))
+# A peer that stopped with an error has no row (see results.txt for its message).
 for (p, N), solvers in sorted(rows.items()):
     base = float(solvers.get("alsketch", {}).get("time", "nan").rstrip("s") or "nan")
     for s in ("alsketch", "ipopt", "tao"):
@@ -38,8 +39,8 @@ for (p, N), solvers in sorted(rows.items()):
         if not r:
             continue
         t = float(r.get("time", "nan"))
-        mem = r.get("peak_rss", "?")
-        mem = str(int(mem) // 1024) if mem.isdigit() else mem
-        print("%-10s %5s %-9s %6s %7s %9.3f %8s %10s %8.2f" % (
+        mem = r.get("peak_rss", "?")  # alsketch: KB of mpiexec (time -f %M); peers: MB
+        mem = str(int(mem) // 1024) if s == "alsketch" and mem.isdigit() else mem
+        print("%-10s %5s %-9s %6s %7s %9.3f %8s %12s %8.2f" % (
             p, N, s, r.get("iterations", "?"), r.get("f_evals", "-"), t, mem,
-            r.get("objective", "?")[:10], t / base if base > 0 else float("nan")))
+            "%.6g" % float(r.get("objective", "nan")), t / base if base > 0 else float("nan")))

@@ -3,6 +3,7 @@
 // peak memory and the final KKT residual, one line per solver:
 //   mpiexec -n 2 alsketch_peers -problem poisson -N 64 -tol 1e-6 [-peers ipopt,tao]
 #include <coin/IpIpoptApplication.hpp>
+#include <coin/IpSolveStatistics.hpp>
 #include <coin/IpTNLP.hpp>
 #include <parasol/alsketch.hpp>
 #include <parasol/error.hpp>
@@ -216,7 +217,10 @@ int main(int argc, char** argv) {
     PetscOptionsGetInt(nullptr, nullptr, "-N", &N, nullptr);
     PetscOptionsGetReal(nullptr, nullptr, "-tol", &tol, nullptr);
     const std::string which = peers;
-    if (which.find("ipopt") != std::string::npos && session.rank() == 0) {
+    if (which.find("ipopt") != std::string::npos && session.size() > 1)
+      throw parasol::Error("run the ipopt peer on one process (its sequential MUMPS clashes "
+                           "with PETSc's parallel MUMPS)");
+    if (which.find("ipopt") != std::string::npos) {
       auto problem = al::make_problem(name, MPI_COMM_SELF, {"", N, 1});
       Ipopt::SmartPtr<IpoptAdapter> nlp = new IpoptAdapter(*problem);
       Ipopt::SmartPtr<Ipopt::IpoptApplication> app = IpoptApplicationFactory();

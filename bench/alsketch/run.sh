@@ -17,7 +17,10 @@ run_case() {  # problem N sketch
   /usr/bin/time -f "peak_rss=%M KB" $mpi "$build/drivers/parasol-alsketch" -problem "$1" -N "$2" \
     -alsketch_sketch "$3" -tol "$tol" -output "$out/$1-$2-$3.h5" 2>&1 | tr '\n' ' ' | sed "s/^/alsketch problem=$1 N=$2 sketch=$3 ranks=$ranks /" >> "$log"
   echo >> "$log"
-  $mpi "$out/peers-build/alsketch_peers" -problem "$1" -N "$2" -tol "$tol" >> "$log" 2>&1 || true
+  # IPOPT on one process: its sequential MUMPS and PETSc's parallel MUMPS share symbol names,
+  # so with more than one rank IPOPT's factorization would run on MPI_COMM_WORLD and hang.
+  timeout 1200 "$out/peers-build/alsketch_peers" -problem "$1" -N "$2" -tol "$tol" -peers ipopt >> "$log" 2>&1 || true
+  timeout 1200 $mpi "$out/peers-build/alsketch_peers" -problem "$1" -N "$2" -tol "$tol" -peers tao >> "$log" 2>&1 || true
 }
 for p in hs6 hs7 hs39 hs40 hs42 hs50 orthregb; do run_case $p 10 gaussian; done
 for N in ${POISSON_N:-64 128 512}; do run_case poisson $N ksp; done
