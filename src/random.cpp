@@ -3,20 +3,17 @@
 #include <cmath>
 
 namespace parasol {
-namespace {
-// SplitMix64 finalizer: a bijective mix with good avalanche, used as a counter-based hash.
-std::uint64_t mix(std::uint64_t z) {
+std::uint64_t mix64(std::uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
-}  // namespace
 
 Random::Random(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index)
-    : key_(mix(mix(mix(seed) ^ purpose) ^ index)) {}
+    : key_(mix64(mix64(mix64(seed) ^ purpose) ^ index)) {}
 
-std::uint64_t Random::next_u64() { return mix(key_ + 0x632be59bd9b4e019ull * ++counter_); }
+std::uint64_t Random::next_u64() { return mix64(key_ + 0x632be59bd9b4e019ull * ++counter_); }
 
 double Random::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
 

@@ -14,6 +14,10 @@ constexpr std::uint64_t purpose_id(std::string_view purpose) {
   return h;
 }
 
+// SplitMix64's finalizer: a bijective 64-bit mix with full avalanche. Random is built on it;
+// use it directly to hash keys (pattern signatures, stream keys).
+std::uint64_t mix64(std::uint64_t z);
+
 class Random {
  public:
   Random(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index = 0);

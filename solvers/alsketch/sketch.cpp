@@ -6,20 +6,12 @@
 #include <algorithm>
 
 namespace parasol::alsketch::detail {
-namespace {
-std::uint64_t mix(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-}  // namespace
 
 DenseSketchSolver::DenseSketchSolver(const Eigen::MatrixXd& K, const Eigen::VectorXd& b,
                                      const std::string& kind, std::uint64_t seed,
                                      std::uint64_t key, bool rownorm_weights, int block_size)
     : K_(K), b_(b), z_(Eigen::VectorXd::Zero(b.size())), r_(-b), kind_(kind), seed_(seed),
-      purpose_(purpose_id("alsketch.sketch." + kind) ^ mix(key)), rownorm_(rownorm_weights),
+      purpose_(purpose_id("alsketch.sketch." + kind) ^ mix64(key)), rownorm_(rownorm_weights),
       block_size_(std::max(1, block_size)) {
   if (kind != "gaussian" && kind != "kaczmarz" && kind != "block")
     throw Error("alsketch: unknown sketch '" + kind + "'");

@@ -73,14 +73,6 @@ class HingeLoss final : public Loss {
   std::string label_rule() const override { return "+1 or -1"; }
 };
 
-// splitmix64 finalizer: a well-mixed 64-bit value per (row, salt).
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 std::unique_ptr<Loss> make_loss(const std::string& name) {
@@ -161,7 +153,7 @@ Patterns sample_patterns(MPI_Comm comm, const RowMatrix& X_local, std::int64_t r
   std::vector<std::uint64_t> summary(3 * requested, 0);
   for (std::int64_t k = 0; k < local_rows; ++k) {
     const auto row = static_cast<std::uint64_t>(first_row + k);
-    const std::uint64_t h1 = mix(row ^ 0x5851f42d4c957f2dull), h2 = mix(row * 0x2545f4914f6cdd1dull + 7);
+    const std::uint64_t h1 = mix64(row ^ 0x5851f42d4c957f2dull), h2 = mix64(row * 0x2545f4914f6cdd1dull + 7);
     for (std::int64_t i = 0; i < requested; ++i) {
       if (bits(k, i) != 0.0) {
         summary[3 * i] += h1;
