@@ -43,7 +43,10 @@ FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT
 # The problem every solve uses: the bars demo, small enough for seconds on 2 busy cores.
 # The preemptible run and its reference need enough iterations to be caught mid-run.
 SMALL = ["-demo_N", "200", "-max_it", "6", "-seed", "2"]
-RESTART_PROBLEM = ["-demo_N", "300", "-max_it", "40", "-seed", "3", "-monitor"]
+# Long enough (about 10 s on an idle 2-core host) that the signal, sent after the first
+# iteration, always finds the job still running; -tol tiny so it stops at -max_it.
+RESTART_PROBLEM = ["-demo_N", "1000", "-max_it", "300", "-tol", "1e-300", "-seed", "3",
+                   "-monitor"]
 
 failures = []
 
