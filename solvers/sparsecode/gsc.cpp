@@ -17,12 +17,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 
 namespace parasol::sparsecode {
 
 namespace {
-constexpr double kLog2Pi = 1.8378770664093454836;
 constexpr double kPiFloor = 5e-5;
 constexpr double kVarianceFloor = 1e-8;
 
@@ -93,7 +91,6 @@ class GscModel : public Model {
       }
     }
     cache_.clear();
-    cached_doubles_ = 0.0;
   }
 
   void select_and_loglik(const double* y_ptr, int* candidates, double* loglik,
@@ -241,10 +238,13 @@ class GscModel : public Model {
   };
 
   const CandidateTerms& terms(const int* candidates) const {
+    return cache_.get(candidates, states_->Hprime(), [&] { return compute_terms(candidates); },
+                      [](const CandidateTerms& t) {
+                        return static_cast<double>(t.inverse.size() + t.gram.size());
+                      });
+  }
+  CandidateTerms compute_terms(const int* candidates) const {
     const StateSet& S = *states_;
-    std::vector<int> key(candidates, candidates + S.Hprime());
-    auto found = cache_.find(key);
-    if (found != cache_.end()) return found->second;
     CandidateTerms t;
     Eigen::MatrixXd Wc(S.Hprime(), D_);
     for (int j = 0; j < S.Hprime(); ++j) Wc.row(j) = W_.row(candidates[j]);
@@ -268,13 +268,7 @@ class GscModel : public Model {
         for (int j = 0; j < n; ++j) t.inverse.push_back(inv(i, j));
       t.log_det.push_back(log_det);
     }
-    const double doubles = static_cast<double>(t.inverse.size() + t.gram.size());
-    if (cached_doubles_ + doubles > kCacheDoubles) {
-      scratch_ = std::move(t);
-      return scratch_;
-    }
-    cached_doubles_ += doubles;
-    return cache_.emplace(std::move(key), std::move(t)).first->second;
+    return t;
   }
 
   bool diagonal_;
@@ -283,10 +277,7 @@ class GscModel : public Model {
   Eigen::VectorXd precision_, mu_, slab_var_, gram_diag_, log_odds_;
   double log_det_sigma_ = 0.0, base_prior_ = 0.0;
   std::vector<std::vector<int>> active_;  // active candidate positions of every combo
-  static constexpr double kCacheDoubles = 3e7;
-  mutable std::map<std::vector<int>, CandidateTerms> cache_;
-  mutable CandidateTerms scratch_;
-  mutable double cached_doubles_ = 0.0;
+  mutable CandidateCache<CandidateTerms> cache_;
 };
 }  // namespace
 

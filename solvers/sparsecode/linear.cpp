@@ -16,10 +16,9 @@
 namespace parasol::sparsecode {
 
 namespace {
-constexpr double kLog2Pi = 1.8378770664093454836;
 constexpr double kPiFloor = 1e-5;
 
-class LinearModel : public Model {
+class LinearModel : public GaussianNoiseModel {
  public:
   LinearModel(std::string kind, std::vector<double> values)
       : kind_(std::move(kind)), values_(std::move(values)) {}
@@ -63,14 +62,7 @@ class LinearModel : public Model {
   }
 
   void prepare(const Parameters& p, const StateSet& states, double /*temperature*/) override {
-    states_ = &states;
-    W_ = p.W;
-    H_ = static_cast<int>(W_.rows());
-    D_ = static_cast<int>(W_.cols());
-    variance_ = p.sigma(0) * p.sigma(0);
-    log_norm_ = -0.5 * D_ * (kLog2Pi + std::log(variance_));
-    field_norms_ = W_.rowwise().squaredNorm();
-    log_prior_ = states.log_prior(log_value_prior(p));
+    prepare_gaussian(p, states);
   }
 
   void select_and_loglik(const double* y_ptr, int* candidates, double* loglik,
@@ -185,10 +177,6 @@ class LinearModel : public Model {
  private:
   std::string kind_;
   std::vector<double> values_;
-  Eigen::MatrixXd W_;
-  int H_ = 0, D_ = 0;
-  double variance_ = 1.0, log_norm_ = 0.0;
-  Eigen::VectorXd field_norms_, log_prior_;
 };
 }  // namespace
 

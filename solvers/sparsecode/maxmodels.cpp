@@ -12,16 +12,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 
 namespace parasol::sparsecode {
 
 namespace {
-constexpr double kLog2Pi = 1.8378770664093454836;
 constexpr double kWeightFloor = 1e-4;  // |W| is kept above this (ProSper's W_tol)
 constexpr double kPiFloor = 1e-5;
 
-class MaxModel : public Model {
+class MaxModel : public GaussianNoiseModel {
  public:
   explicit MaxModel(std::string kind) : kind_(std::move(kind)), magnitude_(kind_ == "mmca") {}
 
@@ -51,16 +49,8 @@ class MaxModel : public Model {
   double active_probability(const Parameters& p) const override { return p.pi(0); }
 
   void prepare(const Parameters& p, const StateSet& states, double temperature) override {
-    states_ = &states;
-    W_ = p.W;
-    H_ = static_cast<int>(W_.rows());
-    D_ = static_cast<int>(W_.cols());
-    variance_ = p.sigma(0) * p.sigma(0);
-    log_norm_ = -0.5 * D_ * (kLog2Pi + std::log(variance_));
-    field_norms_ = W_.rowwise().squaredNorm();
-    log_prior_ = states.log_prior(log_value_prior(p));
+    prepare_gaussian(p, states);
     cache_.clear();
-    cached_doubles_ = 0.0;
     const double T_rho = std::max(temperature, magnitude_ ? 1.2 : 1.05);
     rho_ = 1.0 / (1.0 - 1.0 / T_rho);
     if (magnitude_) rho_ = std::clamp(rho_, 1.0, 35.0);
@@ -184,9 +174,12 @@ class MaxModel : public Model {
     Eigen::MatrixXd weights;       // mmca: A of every combo, combos x (H' D), j-major
   };
   const CandidateTerms& terms(const int* candidates) const {
-    std::vector<int> key(candidates, candidates + states_->Hprime());
-    auto found = cache_.find(key);
-    if (found != cache_.end()) return found->second;
+    return cache_.get(candidates, states_->Hprime(), [&] { return compute_terms(candidates); },
+                      [](const CandidateTerms& t) {
+                        return 2.0 * t.mean.size() + static_cast<double>(t.weights.size());
+                      });
+  }
+  CandidateTerms compute_terms(const int* candidates) const {
     CandidateTerms t;
     t.mean = combo_means(candidates);
     if (magnitude_) {
@@ -205,14 +198,7 @@ class MaxModel : public Model {
     } else {
       t.inv_mean_pow = ((1.0 - rho_) * (t.mean.array() / scale_).log()).exp().matrix();
     }
-    // Bounded memory: beyond the budget, entries are computed but not kept.
-    const double doubles = 2.0 * t.mean.size() + static_cast<double>(t.weights.size());
-    if (cached_doubles_ + doubles > kCacheDoubles) {
-      scratch_ = std::move(t);
-      return scratch_;
-    }
-    cached_doubles_ += doubles;
-    return cache_.emplace(std::move(key), std::move(t)).first->second;
+    return t;
   }
 
   // Soft-max means of every candidate state: combos x D.
@@ -239,14 +225,9 @@ class MaxModel : public Model {
 
   std::string kind_;
   bool magnitude_;
-  Eigen::MatrixXd W_, powered_, damping_;
-  int H_ = 0, D_ = 0;
-  double variance_ = 1.0, log_norm_ = 0.0, rho_ = 1.0, scale_ = 1.0;
-  Eigen::VectorXd field_norms_, log_prior_;
-  static constexpr double kCacheDoubles = 3e7;  // about 240 MB
-  mutable std::map<std::vector<int>, CandidateTerms> cache_;
-  mutable CandidateTerms scratch_;
-  mutable double cached_doubles_ = 0.0;
+  Eigen::MatrixXd powered_, damping_;
+  double rho_ = 1.0, scale_ = 1.0;
+  mutable CandidateCache<CandidateTerms> cache_;
 };
 }  // namespace
 

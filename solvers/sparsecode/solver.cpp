@@ -201,6 +201,17 @@ void select_top(const std::vector<double>& score, int count, int* selected) {
   std::copy(order.begin(), order.begin() + count, selected);
 }
 
+void GaussianNoiseModel::prepare_gaussian(const Parameters& p, const StateSet& states) {
+  states_ = &states;
+  W_ = p.W;
+  H_ = static_cast<int>(W_.rows());
+  D_ = static_cast<int>(W_.cols());
+  variance_ = p.sigma(0) * p.sigma(0);
+  log_norm_ = -0.5 * D_ * (kLog2Pi + std::log(variance_));
+  field_norms_ = W_.rowwise().squaredNorm();
+  log_prior_ = states.log_prior(log_value_prior(p));
+}
+
 Eigen::MatrixXd initial_fields(const DataMoments& m, int H, std::uint64_t seed) {
   Eigen::MatrixXd W(H, m.mean.size());
   for (int h = 0; h < H; ++h) {
