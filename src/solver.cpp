@@ -81,11 +81,6 @@ CheckpointInfo read_checkpoint(MPI_Comm comm, const std::string& path, Iterative
     if (family != solver.family() || method != solver.method())
       throw Error(path + ": checkpoint of " + family + "/" + method + ", cannot restart " +
                   solver.family() + "/" + solver.method());
-    const std::int64_t nranks = h5::attr_int(file, "/", "nranks");
-    if (nranks != size_of(comm))
-      throw Error(path + ": checkpoint was written by " + std::to_string(nranks) +
-                  " ranks; restart on the same number of ranks (this run has " +
-                  std::to_string(size_of(comm)) + ")");
     info.iteration = h5::attr_int(file, "/", "iteration");
     info.wall_time = h5::attr_double(file, "/", "wall_time");
     std::vector<std::uint64_t> dims;

@@ -4,7 +4,8 @@ For each driver with a quick built-in problem (DEMO_ARGS), at 1, 2 and 3 ranks: 
 mpiexec mid-run writes a checkpoint and ends the run as `interrupted` with exit code 75; the
 restart from that checkpoint ends with the same solution as an uninterrupted run (1e-12
 relative) and carries the whole history; a run killed with
-SIGKILL leaves the earlier complete output untouched and keeps its history in FILE.partial.
+SIGKILL leaves the earlier complete output untouched and keeps its history in FILE.partial;
+a checkpoint written at 2 ranks continues at 3 and at 1 ranks, for every driver.
 """
 import os
 import signal
@@ -24,6 +25,17 @@ MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
 MAX_IT = 40
 DEMO_ARGS = {
     "parasol-sparsecode": ["-demo_N", "1000", "-tol", "1e-300"],
+}
+
+# Quick problems of every family for the restart on another rank count (-tol tiny: the runs
+# end at -max_it). The first run stops early through a smaller -max_it, so sparsecode's
+# annealing schedules are given in iterations rather than in fractions of -max_it.
+RESTART_ARGS = {
+    "parasol-sparsecode": ["-demo_N", "600", "-tol", "1e-300", "-anneal_T", "0:2,8:1",
+                           "-anneal_ncut", "0:0,8:1"],
+    "parasol-relu": ["-tol", "1e-300"],
+    "parasol-bilevel": ["-problem", "toy", "-method", "lvhba", "-tol", "1e-300"],
+    "parasol-alsketch": ["-problem", "hs47", "-alsketch_sketch", "ksp", "-tol", "1e-300"],
 }
 
 
@@ -101,6 +113,36 @@ class CheckpointRestart(unittest.TestCase):
                         self.assertEqual(list(g["history/iteration"]), list(range(1, n + 1)))
                         np.testing.assert_allclose(g["history/objective"], f["history/objective"],
                                                    rtol=1e-12)
+
+    def test_restart_on_another_rank_count(self):
+        """A checkpoint written at 2 ranks continues at 3 and at 1 (a requeued job on another
+        node count) and ends where an uninterrupted 1-rank run ends, up to the rounding that a
+        change of rank count brings (1e-8 relative)."""
+        for driver, args in RESTART_ARGS.items():
+            if not os.path.exists(os.path.join(BIN, driver)):
+                continue
+            with tempfile.TemporaryDirectory() as d:
+                full = run(driver, 1, args + ["-max_it", "12", "-output", f"{d}/full.h5"])
+                self.assertEqual(full.returncode, 0, full.stderr)
+                first = run(driver, 2, args + ["-max_it", "5", "-checkpoint", f"{d}/ck.h5",
+                                               "-output", f"{d}/first.h5"])
+                self.assertEqual(first.returncode, 0, first.stderr)
+                for ranks in (3, 1):
+                    with self.subTest(driver=driver, ranks=ranks):
+                        out = f"{d}/resumed{ranks}.h5"
+                        resumed = run(driver, ranks, args + ["-max_it", "12", "-restart",
+                                                             f"{d}/ck.h5", "-output", out])
+                        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+                        with h5py.File(out) as f:
+                            self.assertEqual(int(attr(f, "nranks")), ranks)
+                            self.assertEqual(list(f["history/iteration"]), list(range(1, 13)))
+                        a, b = solution(f"{d}/full.h5"), solution(out)
+                        self.assertTrue(a, "no /solution datasets")
+                        self.assertEqual(sorted(a), sorted(b))
+                        for name in a:
+                            scale = max(1.0, float(np.max(np.abs(a[name])))) if a[name].size else 1.0
+                            np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-8 * scale,
+                                                       err_msg=f"{driver} /solution/{name}")
 
     def test_killed_run_keeps_history_and_earlier_output(self):
         for driver, args in available().items():
