@@ -10,6 +10,10 @@ namespace parasol {
 int driver_main(int argc, char** argv, const std::string& name, const char* help,
                 const std::function<int(Session&)>& body) {
   Session session(&argc, &argv, help);
+  if (session.version_requested()) {
+    if (session.rank() == 0) std::printf("%s: %s\n", name.c_str(), version_report().c_str());
+    return 0;
+  }
   int code = 1;
   try {
     code = body(session);

@@ -3,11 +3,15 @@
 // and installs the SIGUSR1 handler that requests a checkpoint (SLURM --signal=B:USR1@T).
 #include <mpi.h>
 
+#include <string>
+
 namespace parasol {
 
 class Session {
  public:
-  // `help` is printed first by -help (PETSc's convention).
+  // `help` is printed first by -help (PETSc's convention). -version/--version is taken off
+  // the command line (PETSc would print its own banner and go on) and reported by
+  // version_requested(); driver_main answers it.
   Session(int* argc, char*** argv, const char* help);
   ~Session();
   Session(const Session&) = delete;
@@ -16,7 +20,14 @@ class Session {
   MPI_Comm comm() const { return MPI_COMM_WORLD; }
   int rank() const;
   int size() const;
+  bool version_requested() const { return version_requested_; }
+
+ private:
+  bool version_requested_ = false;
 };
+
+// "parasol <version> (PETSc ..., <MPI library>, HDF5 ..., Eigen ...)": what -version prints.
+std::string version_report();
 
 // True once SIGUSR1 has arrived on this rank (async-signal-safe flag). Agree across ranks
 // with signal_requested_anywhere() before acting on it.

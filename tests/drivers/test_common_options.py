@@ -3,7 +3,8 @@
 Each driver is run under mpiexec at 1 and 2 ranks (3 for the error paths): -help lists the
 common options with defaults and exits 0; an unknown or misspelled option, a bad value or an
 unknown method name exits non-zero on every rank with a message naming the option; options
-given through -options_file are read and checked the same way.
+given through -options_file are read and checked the same way; -version prints the versions
+of parasol and its libraries once and runs nothing.
 """
 import os
 import subprocess
@@ -37,6 +38,18 @@ class CommonOptions(unittest.TestCase):
                                "-checkpoint_every", "-restart", "-monitor"]:
                     self.assertRegex(p.stdout, rf"\n\s+{option}:? <", f"{driver} -help lacks {option}")
                 self.assertIn(f"parasol-{driver.split('-')[1]}.h5", p.stdout)
+
+    def test_version_prints_versions_once_and_runs_nothing(self):
+        for driver in drivers() + ["parasol-data"]:
+            for flag in ("-version", "--version"):
+                with self.subTest(driver=driver, flag=flag), tempfile.TemporaryDirectory() as d:
+                    cmd = [MPIEXEC, "-n", "2", "--oversubscribe", os.path.abspath(os.path.join(BIN, driver)), flag]
+                    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=d)
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    self.assertRegex(p.stdout, rf"^{driver}: parasol \d+\.\d+\.\d+ \(PETSc 3\.\d+")
+                    self.assertIn("HDF5 1.", p.stdout)
+                    self.assertEqual(p.stdout.count("parasol "), 1, p.stdout)  # rank 0 only
+                    self.assertEqual(os.listdir(d), [], "-version must not run the job")
 
     def test_unknown_option_fails_on_every_rank_with_suggestion(self):
         for driver in drivers():
