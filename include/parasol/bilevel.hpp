@@ -240,6 +240,7 @@ struct Options {
   double bsvrb_tau_v = 1.0;
   double bsvrb_hmin = 1e-2;        // v1: smallest eigenvalue kept in the Hessian estimate
   double bsvrb_vbound = 10.0;      // v2: radius of the ball v is projected onto
+  bool bsvrb_profile = false;      // print each rank's time per phase of the iteration at the end
 
   bool IsValid(std::string* why) const;
 };
