@@ -117,6 +117,11 @@ class BlockProblem {
   // Dense d2g_i/dy2 (bsvrb1); default: columns from lower_block_hvp.
   virtual Matrix lower_block_hessian(std::int64_t i, const Vector& x, const Vector& y,
                                      const Sample& sample = Sample::all()) const;
+  // The entries of x where block i's grad_x of upper_block (at `upper`) and hxy_v of
+  // lower_block_hvp (at `lower`) can be nonzero, sorted and unique; false (the default) when
+  // they may be anywhere. Lets BSVRB read O(B) entries per block instead of all of x.
+  virtual bool coupling_rows(std::int64_t i, const Sample& lower, const Sample& upper,
+                             std::vector<std::int64_t>* rows) const;
 
   virtual std::vector<std::string> metric_names() const { return {}; }
   // Collective; `y_local` holds the blocks this rank owns, in order.

@@ -71,7 +71,7 @@ class Bsvrb : public Solver {
     Vector y0;
     problem_->initial_point(&x_, &y0);
     x_prev_ = x_;
-    z_ = Vector::Zero(x_.size());
+    z_ = g_new_ = g_old_ = Vector::Zero(x_.size());
     blocks_.resize(owned_.count());
     for (auto& b : blocks_) {
       b.y = b.y_prev = y0;
@@ -118,17 +118,20 @@ class Bsvrb : public Solver {
       PhaseTimer timer(profile, &times_.sample);
       sampled = sample_blocks(t);
     }
-    Vector G_new, G_old;
-    update_blocks(t, sampled, &G_new, &G_old);
+    update_blocks(t, sampled);
     {
       PhaseTimer timer(profile, &times_.update);
-      if (t == 1) {
-        z_ = G_new;
-      } else {
-        z_ = (1.0 - options_.bsvrb_beta) * (z_ - G_old) + G_new;
+      // STORM and the upper step in one pass over x (every rank repeats it: keep it lean).
+      const double keep = t == 1 ? 0.0 : 1.0 - options_.bsvrb_beta, lr = options_.bsvrb_lr_x;
+      const std::int64_t n = x_.size();
+      double *z = z_.data(), *x = x_.data(), *x_prev = x_prev_.data();
+      const double *g_new = g_new_.data(), *g_old = g_old_.data();
+      for (std::int64_t r = 0; r < n; ++r) {
+        z[r] = t == 1 ? g_new[r] : keep * (z[r] - g_old[r]) + g_new[r];
+        x_prev[r] = x[r];
+        x[r] -= lr * z[r];
       }
-      x_prev_ = x_;
-      x_ -= options_.bsvrb_lr_x * z_;
+      clear_g();
       update_lower(t, sampled);
     }
     PhaseTimer timer(profile, &times_.report);
@@ -139,13 +142,15 @@ class Bsvrb : public Solver {
     x_ = x_prev_ = x;
     std::vector<std::int64_t> all(m_);
     std::iota(all.begin(), all.end(), 0);
-    Vector G_new, G_old;
     for (std::int64_t k = 1; k <= inner; ++k) {
-      update_blocks(k, all, &G_new, &G_old, true);
+      update_blocks(k, all, true);
+      clear_g();
       update_lower(k, all);
     }
-    update_blocks(inner + 1, all, &G_new, &G_old, true);
-    return G_new;
+    update_blocks(inner + 1, all, true);
+    Vector G = g_new_;
+    clear_g();
+    return G;
   }
 
   void save_state(h5::File& file, const std::string& group) const override {
@@ -299,9 +304,10 @@ class Bsvrb : public Solver {
     }
   }
 
-  // MSVR updates of the sampled blocks and the averaged G at the new and old points.
-  void update_blocks(std::int64_t t, const std::vector<std::int64_t>& sampled, Vector* G_new,
-                     Vector* G_old, bool full_data = false) {
+  // MSVR updates of the sampled blocks and the averaged G at the new and old points (into
+  // g_new_ and g_old_, whose nonzeros are at touched_).
+  void update_blocks(std::int64_t t, const std::vector<std::int64_t>& sampled,
+                     bool full_data = false) {
     const std::int64_t count = std::int64_t(sampled.size());
     const bool profile = options_.bsvrb_profile && !full_data;
     double blocks_start = profile ? MPI_Wtime() : 0;
@@ -368,15 +374,25 @@ class Bsvrb : public Solver {
     std::vector<Entry> by_column(all.size());
     std::vector<std::int64_t> next(start.begin(), start.end() - 1);
     for (const Entry& e : all) by_column[next[std::int64_t(e.column)]++] = e;
-    *G_new = Vector::Zero(x_.size());
-    *G_old = Vector::Zero(x_.size());
     for (std::int64_t c = 0; c < 2 * count; ++c) {
-      Vector& G = c < count ? *G_new : *G_old;
+      Vector& G = c < count ? g_new_ : g_old_;
       for (std::int64_t e = start[c]; e < start[c + 1]; ++e)
         G[Eigen::Index(by_column[e].row)] += by_column[e].value;
     }
-    *G_new /= double(std::max<std::int64_t>(count, 1));
-    *G_old /= double(std::max<std::int64_t>(count, 1));
+    const double scale = double(std::max<std::int64_t>(count, 1));
+    for (const Entry& e : all) touched_.push_back(Eigen::Index(e.row));
+    std::sort(touched_.begin(), touched_.end());
+    touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+    for (Eigen::Index r : touched_) {
+      g_new_[r] /= scale;
+      g_old_[r] /= scale;
+    }
+  }
+
+  // Back to all zeros (only the touched entries can be nonzero).
+  void clear_g() {
+    for (Eigen::Index r : touched_) g_new_[r] = g_old_[r] = 0.0;
+    touched_.clear();
   }
 
   // The MSVR updates of block i (sampled[k]) with state b; appends the nonzeros of its G_new
@@ -422,10 +438,16 @@ class Bsvrb : public Solver {
       b.u = first ? gamma_new : Vector((1 - a) * b.u + (a + g) * gamma_new - g * gamma_old);
     }
     if (b.last == 0) b.last = -1;  // sampled once: MSVR corrections apply from now on
-    auto append = [out](double column, const Vector& fx, const Vector& h) {
-      for (Eigen::Index r = 0; r < fx.size(); ++r) {
+    const bool sparse = problem_->coupling_rows(i, lower, upper, &coupling_);
+    auto append = [&](double column, const Vector& fx, const Vector& h) {
+      auto add = [&](Eigen::Index r) {
         const double value = fx[r] - h[r];
         if (value != 0.0) out->push_back({column, double(r), value});
+      };
+      if (sparse) {
+        for (std::int64_t r : coupling_) add(Eigen::Index(r));
+      } else {
+        for (Eigen::Index r = 0; r < fx.size(); ++r) add(r);
       }
     };
     append(double(k), fx_new, hxy);
@@ -549,6 +571,9 @@ class Bsvrb : public Solver {
   Vector x_star_;
   StepReport last_;
   PhaseTimes times_;
+  std::vector<std::int64_t> coupling_;
+  Vector g_new_, g_old_;               // the averaged G at the new and old points
+  std::vector<Eigen::Index> touched_;  // where g_new_, g_old_ may be nonzero  // work_block's coupling rows (kept: no reallocation)
 };
 
 }  // namespace

@@ -358,14 +358,15 @@ class MultiBlockProblem : public BlockProblem {
                      const Sample& sample) const override {
     if (gx) *gx = Vector::Zero(upper_dim());
     LocalRows rows = local_rows(sample, 0, val_.rows(), val_.rows());
-    return loss(val_, b_val_, rows, rows.weight, temperature_[i], y, gy, nullptr);
+    return loss(val_, b_val_, sample, rows, rows.weight, temperature_[i], y, gy, nullptr);
   }
   double lower_block(std::int64_t i, const Vector& x, const Vector& y, Vector* gx, Vector* gy,
                      const Sample& sample) const override {
     LocalRows rows = local_rows(sample, 0, train_.rows(), train_.rows());
     Vector w = weights(x, rows);
     Vector per_row;
-    double value = loss(train_, b_train_, rows, w, temperature_[i], y, gy, gx ? &per_row : nullptr);
+    double value =
+        loss(train_, b_train_, sample, rows, w, temperature_[i], y, gy, gx ? &per_row : nullptr);
     if (gx) {
       *gx = Vector::Zero(upper_dim());
       for (std::size_t k = 0; k < rows.index.size(); ++k) {
@@ -379,7 +380,8 @@ class MultiBlockProblem : public BlockProblem {
   void lower_block_hvp(std::int64_t i, const Vector& x, const Vector& y, const Vector& v,
                        Vector* hyy, Vector* hxy, const Sample& sample) const override {
     LocalRows rows = local_rows(sample, 0, train_.rows(), train_.rows());
-    RowMatrix A = train_(rows.index, Eigen::all);
+    RowMatrix gathered;
+    const RowMatrix& A = sampled_rows(train_, sample, rows, &gathered);
     const double sigma = temperature_[i];
     Vector t = A * y, av = A * v;
     if (hyy) {
@@ -403,7 +405,8 @@ class MultiBlockProblem : public BlockProblem {
   Matrix lower_block_hessian(std::int64_t i, const Vector& x, const Vector& y,
                              const Sample& sample) const override {
     LocalRows rows = local_rows(sample, 0, train_.rows(), train_.rows());
-    RowMatrix A = train_(rows.index, Eigen::all);
+    RowMatrix gathered;
+    const RowMatrix& A = sampled_rows(train_, sample, rows, &gathered);
     const double sigma = temperature_[i];
     Vector t = A * y, c(t.size());
     for (Eigen::Index k = 0; k < t.size(); ++k) {
@@ -414,6 +417,15 @@ class MultiBlockProblem : public BlockProblem {
     Matrix H = A.transpose() * c.asDiagonal() * A;
     H.diagonal().array() += lambda_;
     return H;
+  }
+  // x weighs the training samples: the upper terms do not depend on x, and d2g_i/dxdy v is
+  // nonzero only on the sampled training rows.
+  bool coupling_rows(std::int64_t, const Sample& lower, const Sample&,
+                     std::vector<std::int64_t>* rows) const override {
+    if (lower.full) return false;
+    rows->assign(lower.rows.begin(), lower.rows.end());
+    rows->erase(std::unique(rows->begin(), rows->end()), rows->end());
+    return true;
   }
   std::vector<std::string> metric_names() const override { return {"val_accuracy"}; }
   // Mean over blocks of the validation accuracy.
@@ -434,9 +446,19 @@ class MultiBlockProblem : public BlockProblem {
       w[k] = rows.weight[k] * sigmoid(x[rows.index[k]]);
     return w;
   }
-  double loss(const RowMatrix& X, const Vector& labels, const LocalRows& rows, const Vector& w,
-              double sigma, const Vector& y, Vector* gy, Vector* per_row) const {
-    RowMatrix A = X(rows.index, Eigen::all);
+  // The rows of X a sample reads: X itself for the full data (no copy of the whole matrix on
+  // every full evaluation), else the sampled rows gathered into `gathered`.
+  static const RowMatrix& sampled_rows(const RowMatrix& X, const Sample& sample,
+                                       const LocalRows& rows, RowMatrix* gathered) {
+    if (sample.full) return X;
+    *gathered = X(rows.index, Eigen::all);
+    return *gathered;
+  }
+  double loss(const RowMatrix& X, const Vector& labels, const Sample& sample,
+              const LocalRows& rows, const Vector& w, double sigma, const Vector& y, Vector* gy,
+              Vector* per_row) const {
+    RowMatrix gathered;
+    const RowMatrix& A = sampled_rows(X, sample, rows, &gathered);
     Vector t = A * y, d(t.size()), values(t.size());
     for (Eigen::Index k = 0; k < t.size(); ++k) {
       double b = labels[rows.index[k]];

@@ -60,6 +60,10 @@ std::vector<double> BlockProblem::metrics(const Vector&, const std::vector<Vecto
   return {};
 }
 bool BlockProblem::known_solution(Vector*) const { return false; }
+bool BlockProblem::coupling_rows(std::int64_t, const Sample&, const Sample&,
+                                 std::vector<std::int64_t>*) const {
+  return false;
+}
 
 Vector solve_lower(const Problem& problem, const Vector& x, Vector y, double tol,
                    std::int64_t max_it) {
