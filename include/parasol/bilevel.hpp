@@ -122,6 +122,11 @@ class BlockProblem {
   // they may be anywhere. Lets BSVRB read O(B) entries per block instead of all of x.
   virtual bool coupling_rows(std::int64_t i, const Sample& lower, const Sample& upper,
                              std::vector<std::int64_t>* rows) const;
+  // Sums over blocks first, first + 1, ... (one y each) of the full-data upper and lower
+  // objectives at x (local; the caller sums over ranks). Default: upper_block and
+  // lower_block block by block; problems whose blocks share data can batch them.
+  virtual void sum_objectives(const Vector& x, std::int64_t first, const std::vector<Vector>& ys,
+                              double* upper, double* lower) const;
 
   virtual std::vector<std::string> metric_names() const { return {}; }
   // Collective; `y_local` holds the blocks this rank owns, in order.

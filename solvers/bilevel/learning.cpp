@@ -427,19 +427,47 @@ class MultiBlockProblem : public BlockProblem {
     rows->erase(std::unique(rows->begin(), rows->end()), rows->end());
     return true;
   }
+  // All blocks read the same rows: one matrix product for all of them (the data is read
+  // once, not once per block).
+  void sum_objectives(const Vector& x, std::int64_t first, const std::vector<Vector>& ys,
+                      double* upper, double* lower) const override {
+    *upper = *lower = 0.0;
+    if (ys.empty()) return;
+    const Matrix Y = stack(ys);
+    const Matrix T_train = train_ * Y, T_val = val_ * Y;
+    Vector w(train_.rows());
+    for (Eigen::Index r = 0; r < w.size(); ++r) w[r] = sigmoid(x[r]) / double(train_.rows());
+    for (std::size_t k = 0; k < ys.size(); ++k) {
+      const double sigma = temperature_[first + std::int64_t(k)];
+      double up = 0.0, low = 0.0;
+      for (Eigen::Index r = 0; r < T_val.rows(); ++r)
+        up += softplus_neg(b_val_[r] * T_val(r, Eigen::Index(k)) / sigma);
+      for (Eigen::Index r = 0; r < T_train.rows(); ++r)
+        low += w[r] * softplus_neg(b_train_[r] * T_train(r, Eigen::Index(k)) / sigma);
+      *upper += up / double(std::max<Eigen::Index>(val_.rows(), 1));
+      *lower += low + 0.5 * lambda_ * ys[k].squaredNorm();
+    }
+  }
   std::vector<std::string> metric_names() const override { return {"val_accuracy"}; }
   // Mean over blocks of the validation accuracy.
   std::vector<double> metrics(const Vector&, const std::vector<Vector>& y_local) const override {
     double correct = 0;
-    for (const Vector& y : y_local) {
-      Vector t = val_ * y;
-      for (Eigen::Index k = 0; k < t.size(); ++k) correct += (t[k] >= 0) == (b_val_[k] > 0);
+    if (!y_local.empty()) {
+      const Matrix T = val_ * stack(y_local);
+      for (Eigen::Index c = 0; c < T.cols(); ++c)
+        for (Eigen::Index k = 0; k < T.rows(); ++k)
+          correct += (T(k, c) >= 0) == (b_val_[k] > 0);
     }
     correct = detail::allreduce_sum(comm_, correct);
     return {correct / (double(m_) * double(std::max<Eigen::Index>(val_.rows(), 1)))};
   }
 
  private:
+  static Matrix stack(const std::vector<Vector>& ys) {
+    Matrix Y(ys.front().size(), Eigen::Index(ys.size()));
+    for (std::size_t k = 0; k < ys.size(); ++k) Y.col(Eigen::Index(k)) = ys[k];
+    return Y;
+  }
   Vector weights(const Vector& x, const LocalRows& rows) const {
     Vector w(rows.index.size());
     for (std::size_t k = 0; k < rows.index.size(); ++k)
