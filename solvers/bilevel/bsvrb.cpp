@@ -336,12 +336,17 @@ class Bsvrb : public Solver {
       MPI_Isend(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
                 kStateOut, comm_, &requests.back());
     }
-    std::vector<Entry> mine;
-    for (std::int64_t k = 0; k < count; ++k)  // own blocks first, while the guests arrive
-      if (worker[k] == rank_ && home(sampled[k]) == rank_)
-        work_block(t, k, count, sampled[k], &blocks_[sampled[k] - owned_.begin], full_data, &mine);
+    // Complete the moves before working: the states are larger than MPI's eager limit, and a
+    // rendezvous transfer only progresses while both ranks are inside MPI (a lent state would
+    // otherwise arrive after its home rank's own block work, which defeats the balancing).
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
     requests.clear();
+    for (std::size_t j = 0; j < lent.size(); ++j) {
+      requests.emplace_back();
+      MPI_Irecv(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
+                kStateBack, comm_, &requests.back());
+    }
+    std::vector<Entry> mine;
     std::vector<BlockState> guest_blocks(guests.size());
     for (std::size_t j = 0; j < guests.size(); ++j) {
       unpack(guest_states.data() + j * state, &guest_blocks[j]);
@@ -351,11 +356,9 @@ class Bsvrb : public Solver {
       MPI_Isend(guest_states.data() + j * state, int(state), MPI_DOUBLE,
                 home(sampled[guests[j]]), kStateBack, comm_, &requests.back());
     }
-    for (std::size_t j = 0; j < lent.size(); ++j) {
-      requests.emplace_back();
-      MPI_Irecv(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
-                kStateBack, comm_, &requests.back());
-    }
+    for (std::int64_t k = 0; k < count; ++k)
+      if (worker[k] == rank_ && home(sampled[k]) == rank_)
+        work_block(t, k, count, sampled[k], &blocks_[sampled[k] - owned_.begin], full_data, &mine);
     if (profile) {
       times_.blocks_done += std::int64_t(guests.size());
       for (std::int64_t k = 0; k < count; ++k)
