@@ -27,11 +27,14 @@
 namespace parasol::bilevel {
 namespace {
 
-// Seconds per phase of step() on this rank (-bsvrb_profile). With profiling on, a barrier
-// before the exchange separates waiting for the busiest rank from the exchange itself.
+// Seconds per phase of step() on this rank (-bsvrb_profile). With profiling on, a reduction
+// before the exchange separates waiting for the busiest rank from the exchange itself and
+// sums the busiest rank's CPU seconds of block work per iteration (the critical path of the
+// block work on an idle host, estimated on a loaded one).
 struct PhaseTimes {
   double sample = 0, blocks = 0, wait = 0, exchange = 0, update = 0, report = 0;
-  double blocks_cpu = 0;  // CPU seconds of the block work (less inflated by a loaded host)
+  double blocks_cpu = 0;  // CPU seconds inside the per-block work (MPI waits excluded)
+  double busiest_cpu = 0;  // sum over iterations of the largest blocks_cpu of any rank
   std::int64_t steps = 0, blocks_done = 0;
 };
 
@@ -93,9 +96,10 @@ class Bsvrb : public Solver {
     const PhaseTimes& p = times_;
     std::fprintf(stderr,
                  "bsvrb profile rank %d: %lld steps, %lld blocks; seconds: sample %.3f, blocks "
-                 "%.3f (cpu %.3f), wait %.3f, exchange %.3f, update %.3f, report %.3f\n",
+                 "%.3f (cpu %.3f, busiest rank's cpu %.3f), wait %.3f, exchange %.3f, update "
+                 "%.3f, report %.3f\n",
                  rank, (long long)p.steps, (long long)p.blocks_done, p.sample, p.blocks,
-                 p.blocks_cpu, p.wait, p.exchange, p.update, p.report);
+                 p.blocks_cpu, p.busiest_cpu, p.wait, p.exchange, p.update, p.report);
   }
 
   std::string method() const override { return version_ == 1 ? "bsvrb1" : "bsvrb2"; }
@@ -313,7 +317,7 @@ class Bsvrb : public Solver {
     const std::int64_t count = std::int64_t(sampled.size());
     const bool profile = options_.bsvrb_profile && !full_data;
     double blocks_start = profile ? MPI_Wtime() : 0;
-    std::clock_t blocks_cpu_start = profile ? std::clock() : 0;
+    double work_cpu = 0;  // CPU seconds inside work_block (MPI waits excluded)
     const std::vector<int> worker = assign_workers(sampled);
     const std::int64_t state = state_size();
     // Blocks that change hands: states out to their workers (guests there), back afterwards.
@@ -350,7 +354,8 @@ class Bsvrb : public Solver {
     std::vector<BlockState> guest_blocks(guests.size());
     for (std::size_t j = 0; j < guests.size(); ++j) {
       unpack(guest_states.data() + j * state, &guest_blocks[j]);
-      work_block(t, guests[j], count, sampled[guests[j]], &guest_blocks[j], full_data, &mine);
+      work_block(t, guests[j], count, sampled[guests[j]], &guest_blocks[j], full_data, &mine,
+                 profile ? &work_cpu : nullptr);
       pack(guest_blocks[j], guest_states.data() + j * state);
       requests.emplace_back();
       MPI_Isend(guest_states.data() + j * state, int(state), MPI_DOUBLE,
@@ -358,15 +363,18 @@ class Bsvrb : public Solver {
     }
     for (std::int64_t k = 0; k < count; ++k)
       if (worker[k] == rank_ && home(sampled[k]) == rank_)
-        work_block(t, k, count, sampled[k], &blocks_[sampled[k] - owned_.begin], full_data, &mine);
+        work_block(t, k, count, sampled[k], &blocks_[sampled[k] - owned_.begin], full_data, &mine,
+                   profile ? &work_cpu : nullptr);
     if (profile) {
       times_.blocks_done += std::int64_t(guests.size());
       for (std::int64_t k = 0; k < count; ++k)
         times_.blocks_done += worker[k] == rank_ && home(sampled[k]) == rank_;
       times_.blocks += MPI_Wtime() - blocks_start;
-      times_.blocks_cpu += double(std::clock() - blocks_cpu_start) / CLOCKS_PER_SEC;
+      double cpu = work_cpu;
+      times_.blocks_cpu += cpu;
       PhaseTimer timer(true, &times_.wait);
-      MPI_Barrier(comm_);
+      MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_MAX, comm_);
+      times_.busiest_cpu += cpu;
     }
     PhaseTimer timer(profile, &times_.exchange);
     // Each column has one worker (or, for collective blocks, is already global everywhere).
@@ -405,7 +413,16 @@ class Bsvrb : public Solver {
   // The MSVR updates of block i (sampled[k]) with state b; appends the nonzeros of its G_new
   // and G_old (columns k and count + k) to `out`.
   void work_block(std::int64_t t, std::int64_t k, std::int64_t count, std::int64_t i,
-                  BlockState* state, bool full_data, std::vector<Entry>* out) {
+                  BlockState* state, bool full_data, std::vector<Entry>* out,
+                  double* cpu_seconds = nullptr) {
+    const std::clock_t cpu_start = cpu_seconds ? std::clock() : 0;
+    struct AddCpu {
+      double* total;
+      std::clock_t start;
+      ~AddCpu() {
+        if (total) *total += double(std::clock() - start) / CLOCKS_PER_SEC;
+      }
+    } add_cpu{cpu_seconds, cpu_start};
     BlockState& b = *state;
     const double a = options_.bsvrb_alpha, g = options_.bsvrb_gamma;
     Sample lower = full_data ? Sample::all()
@@ -425,12 +442,22 @@ class Bsvrb : public Solver {
     problem_->upper_block(i, x_, b.y, &fx_new, &fy_new, upper);
     problem_->upper_block(i, x_prev_, b.y_prev, &fx_old, &fy_old, upper);
     if (version_ == 1) {
-      // G_old with the old Hessian estimate, at the old point.
+      // G_old with the old Hessian estimate, at the old point. Except at a block's first
+      // sampling, b.H is the estimate solve_hessian made positive definite (eigenvalues about
+      // hmin or more) when the block was last sampled, so a Cholesky solve suffices: one
+      // eigendecomposition per block saved, and a more even cost per block.
       Matrix hess_new = problem_->lower_block_hessian(i, x_, b.y, lower);
       if (first) b.H = hess_new;
-      Matrix H_old = b.H;
-      problem_->lower_block_hvp(i, x_prev_, b.y_prev, solve_hessian(&H_old, fy_old), nullptr,
-                                &hxy_old, lower);
+      Vector solved_old;
+      Eigen::LLT<Matrix> chol;
+      if (!first) chol.compute(b.H);
+      if (!first && chol.info() == Eigen::Success) {
+        solved_old = chol.solve(fy_old);
+      } else {
+        Matrix H_old = b.H;
+        solved_old = solve_hessian(&H_old, fy_old);
+      }
+      problem_->lower_block_hvp(i, x_prev_, b.y_prev, solved_old, nullptr, &hxy_old, lower);
       if (!first) {
         Matrix hess_old = problem_->lower_block_hessian(i, x_prev_, b.y_prev, lower);
         b.H = (1 - a) * b.H + (a + g) * hess_new - g * hess_old;
