@@ -103,6 +103,9 @@ Options read_method_options(MPI_Comm comm, ProblemOptions* p) {
   o.bsvrb_tau_v = r.real("bsvrb_tau_v", "bsvrb2: step of v", o.bsvrb_tau_v, 0.0);
   o.bsvrb_hmin = r.real("bsvrb_hmin", "bsvrb1: smallest Hessian eigenvalue kept", o.bsvrb_hmin, 0.0);
   o.bsvrb_vbound = r.real("bsvrb_vbound", "bsvrb2: radius of the ball for v", o.bsvrb_vbound, 0.0);
+  o.bsvrb_profile = r.flag("bsvrb_profile", "bsvrb: print each rank's seconds per phase of the "
+                           "iteration (sampling, block work, waiting, exchange, update) at the end",
+                           o.bsvrb_profile);
   return o;
 }
 

@@ -4,11 +4,15 @@
   hypercleaning: for each method, wall time until the test accuracy first reaches --target
                  on Fashion-MNIST hyper-cleaning (50% corrupted labels), the final test
                  accuracy and the share of corrupted / clean samples with weight < 1/2.
-  multiblock:    BSVRBv1/v2 on a8a (m = 100 blocks) at 1 and 2 ranks: wall time of a fixed
-                 number of iterations, the speed-up, and whether x is identical.
+  multiblock:    BSVRBv1/v2 on a8a (or w8a, --dataset) with m = 100 blocks, I = 10, B = 32 at
+                 1 and --ranks ranks: loop time of a fixed number of iterations, the speed-up,
+                 and whether x is identical; --profile adds each rank's time per phase
+                 (-bsvrb_profile: sampling, block work, waiting for the busiest rank, the
+                 exchange, the replicated update, the full evaluations).
 
 usage: bench.py [--bin build/drivers] [--part hypercleaning|multiblock|all] [--ranks 2]
-                [--iterations N] [--target 0.82] [--a8a /work/shared/data/libsvm/a8a_training.txt]
+                [--iterations N] [--target 0.82] [--dataset a8a|w8a] [--profile]
+                [--libsvm /work/shared/data/libsvm]
 Needs /usr/bin/python3 with h5py and numpy. Writes results as JSON to --json (default
 bench-bilevel.json) and a table to stdout.
 """
@@ -35,14 +39,20 @@ HYPERCLEANING = {
 }
 
 
-def run(binary, args, ranks, env=None):
+def run(binary, args, ranks, env=None, stderr_lines=None):
     cmd = [os.environ.get("MPIEXEC", "mpiexec"), "-n", str(ranks), "--oversubscribe",
            binary] + args
     start = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
+    if stderr_lines is not None:
+        stderr_lines.extend(p.stderr.splitlines())
     return time.time() - start
+
+
+def load():
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
 def history(path):
@@ -80,31 +90,47 @@ def bench_hypercleaning(args, out):
     return results
 
 
+# LIBSVM files and their feature counts.
+DATASETS = {"a8a": 123, "w8a": 300}
+
+
 def bench_multiblock(args, out):
-    data = os.path.join(out, "a8a.h5")
-    run(args.bin_data, ["convert", "-input", args.a8a, "-format", "libsvm", "-features", "123",
+    data = os.path.join(out, f"{args.dataset}.h5")
+    run(args.bin_data, ["convert", "-input",
+                        os.path.join(args.libsvm, f"{args.dataset}_training.txt"),
+                        "-format", "libsvm", "-features", str(DATASETS[args.dataset]),
                         "-output", data], 1)
     results = {}
     for method in ("bsvrb1", "bsvrb2"):
         times, xs = {}, {}
         for ranks in (1, args.ranks):
             path = os.path.join(out, f"mb-{method}-{ranks}.h5")
+            before = load()
+            profile = []
             run(args.bin_bilevel, ["-problem", "multiblock", "-data", data, "-method", method,
                                    "-batch", "32", "-bsvrb_blocks", "10",
                                    "-max_it", str(args.iterations), "-eval_every",
-                                   str(args.iterations), "-seed", "1", "-output", path], ranks)
+                                   str(args.iterations), "-seed", "1", "-output", path]
+                + (["-bsvrb_profile"] if args.profile else []), ranks, stderr_lines=profile)
             h, x = history(path)
-            # Loop time only (loading the data excluded): wall_time of the last row minus the first.
+            # Loop time only (loading the data excluded): wall_time of the last row minus the
+            # first (the last row includes one full evaluation of the 100 blocks).
             times[ranks] = float(h["wall_time"][-1] - h["wall_time"][0])
             xs[ranks] = x
+            print(f"  {method} {args.dataset} at {ranks} rank(s): {times[ranks]:.2f} s "
+                  f"({before} before, {load()} after)", flush=True)
+            for line in sorted(l for l in profile if l.startswith("bsvrb profile")):
+                print("    " + line, flush=True)
         results[method] = {
+            "dataset": args.dataset, "iterations": args.iterations,
             "seconds_1": times[1], f"seconds_{args.ranks}": times[args.ranks],
             "speedup": times[1] / times[args.ranks],
             "identical_x": bool(np.array_equal(xs[1], xs[args.ranks])),
         }
         r = results[method]
-        print(f"multiblock {method}: {args.iterations} it, 1 rank {times[1]:.2f} s, "
-              f"{args.ranks} ranks {times[args.ranks]:.2f} s, speed-up {r['speedup']:.2f}, "
+        print(f"multiblock {method} ({args.dataset}, {args.iterations} it): 1 rank "
+              f"{times[1]:.2f} s, {args.ranks} ranks {times[args.ranks]:.2f} s, "
+              f"SPEED-UP {r['speedup']:.2f}x (goal 1.8x at 2 ranks), "
               f"identical x: {r['identical_x']}", flush=True)
     return results
 
@@ -116,7 +142,10 @@ def main():
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=1500)
     parser.add_argument("--target", type=float, default=0.82)
-    parser.add_argument("--a8a", default="/work/shared/data/libsvm/a8a_training.txt")
+    parser.add_argument("--dataset", default="a8a", choices=sorted(DATASETS))
+    parser.add_argument("--libsvm", default="/work/shared/data/libsvm")
+    parser.add_argument("--profile", action="store_true",
+                        help="multiblock: print each rank's seconds per phase")
     parser.add_argument("--json", default="bench-bilevel.json")
     args = parser.parse_args()
     args.bin_bilevel = os.path.join(args.bin, "parasol-bilevel")

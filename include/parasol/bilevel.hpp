@@ -117,6 +117,16 @@ class BlockProblem {
   // Dense d2g_i/dy2 (bsvrb1); default: columns from lower_block_hvp.
   virtual Matrix lower_block_hessian(std::int64_t i, const Vector& x, const Vector& y,
                                      const Sample& sample = Sample::all()) const;
+  // The entries of x where block i's grad_x of upper_block (at `upper`) and hxy_v of
+  // lower_block_hvp (at `lower`) can be nonzero, sorted and unique; false (the default) when
+  // they may be anywhere. Lets BSVRB read O(B) entries per block instead of all of x.
+  virtual bool coupling_rows(std::int64_t i, const Sample& lower, const Sample& upper,
+                             std::vector<std::int64_t>* rows) const;
+  // Sums over blocks first, first + 1, ... (one y each) of the full-data upper and lower
+  // objectives at x (local; the caller sums over ranks). Default: upper_block and
+  // lower_block block by block; problems whose blocks share data can batch them.
+  virtual void sum_objectives(const Vector& x, std::int64_t first, const std::vector<Vector>& ys,
+                              double* upper, double* lower) const;
 
   virtual std::vector<std::string> metric_names() const { return {}; }
   // Collective; `y_local` holds the blocks this rank owns, in order.
@@ -240,6 +250,7 @@ struct Options {
   double bsvrb_tau_v = 1.0;
   double bsvrb_hmin = 1e-2;        // v1: smallest eigenvalue kept in the Hessian estimate
   double bsvrb_vbound = 10.0;      // v2: radius of the ball v is projected onto
+  bool bsvrb_profile = false;      // print each rank's time per phase of the iteration at the end
 
   bool IsValid(std::string* why) const;
 };

@@ -18,12 +18,38 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <numeric>
 
 #include "common.hpp"
 
 namespace parasol::bilevel {
 namespace {
+
+// Seconds per phase of step() on this rank (-bsvrb_profile). With profiling on, a reduction
+// before the exchange separates waiting for the busiest rank from the exchange itself and
+// sums the busiest rank's CPU seconds of block work per iteration (the critical path of the
+// block work on an idle host, estimated on a loaded one).
+struct PhaseTimes {
+  double sample = 0, blocks = 0, wait = 0, exchange = 0, update = 0, report = 0;
+  double blocks_cpu = 0;  // CPU seconds inside the per-block work (MPI waits excluded)
+  double busiest_cpu = 0;  // sum over iterations of the largest blocks_cpu of any rank
+  std::int64_t steps = 0, blocks_done = 0;
+};
+
+class PhaseTimer {
+ public:
+  PhaseTimer(bool on, double* total) : on_(on), total_(total), start_(on ? MPI_Wtime() : 0) {}
+  ~PhaseTimer() {
+    if (on_) *total_ += MPI_Wtime() - start_;
+  }
+
+ private:
+  bool on_;
+  double* total_;
+  double start_;
+};
 
 struct BlockState {
   Vector y, y_prev, s;
@@ -37,6 +63,8 @@ class Bsvrb : public Solver {
   Bsvrb(const Options& options, std::shared_ptr<BlockProblem> problem, int version)
       : options_(options), problem_(std::move(problem)), version_(version) {
     comm_ = problem_->comm();
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
     m_ = problem_->num_blocks();
     d_ = problem_->block_dim();
     collective_ = problem_->collective_blocks();
@@ -48,7 +76,7 @@ class Bsvrb : public Solver {
     Vector y0;
     problem_->initial_point(&x_, &y0);
     x_prev_ = x_;
-    z_ = Vector::Zero(x_.size());
+    z_ = g_new_ = g_old_ = Vector::Zero(x_.size());
     blocks_.resize(owned_.count());
     for (auto& b : blocks_) {
       b.y = b.y_prev = y0;
@@ -60,6 +88,18 @@ class Bsvrb : public Solver {
       }
     }
     have_solution_ = problem_->known_solution(&x_star_);
+  }
+  ~Bsvrb() override {
+    if (!options_.bsvrb_profile || times_.steps == 0) return;
+    int rank = 0;
+    MPI_Comm_rank(comm_, &rank);
+    const PhaseTimes& p = times_;
+    std::fprintf(stderr,
+                 "bsvrb profile rank %d: %lld steps, %lld blocks; seconds: sample %.3f, blocks "
+                 "%.3f (cpu %.3f, busiest rank's cpu %.3f), wait %.3f, exchange %.3f, update "
+                 "%.3f, report %.3f\n",
+                 rank, (long long)p.steps, (long long)p.blocks_done, p.sample, p.blocks,
+                 p.blocks_cpu, p.busiest_cpu, p.wait, p.exchange, p.update, p.report);
   }
 
   std::string method() const override { return version_ == 1 ? "bsvrb1" : "bsvrb2"; }
@@ -77,17 +117,30 @@ class Bsvrb : public Solver {
   }
 
   StepReport step(std::int64_t t) override {
-    std::vector<std::int64_t> sampled = sample_blocks(t);
-    Vector G_new, G_old;
-    update_blocks(t, sampled, &G_new, &G_old);
-    if (t == 1) {
-      z_ = G_new;
-    } else {
-      z_ = (1.0 - options_.bsvrb_beta) * (z_ - G_old) + G_new;
+    const bool profile = options_.bsvrb_profile;
+    ++times_.steps;
+    std::vector<std::int64_t> sampled;
+    {
+      PhaseTimer timer(profile, &times_.sample);
+      sampled = sample_blocks(t);
     }
-    x_prev_ = x_;
-    x_ -= options_.bsvrb_lr_x * z_;
-    update_lower(t, sampled);
+    update_blocks(t, sampled);
+    {
+      PhaseTimer timer(profile, &times_.update);
+      // STORM and the upper step in one pass over x (every rank repeats it: keep it lean).
+      const double keep = t == 1 ? 0.0 : 1.0 - options_.bsvrb_beta, lr = options_.bsvrb_lr_x;
+      const std::int64_t n = x_.size();
+      double *z = z_.data(), *x = x_.data(), *x_prev = x_prev_.data();
+      const double *g_new = g_new_.data(), *g_old = g_old_.data();
+      for (std::int64_t r = 0; r < n; ++r) {
+        z[r] = t == 1 ? g_new[r] : keep * (z[r] - g_old[r]) + g_new[r];
+        x_prev[r] = x[r];
+        x[r] -= lr * z[r];
+      }
+      clear_g();
+      update_lower(t, sampled);
+    }
+    PhaseTimer timer(profile, &times_.report);
     return report(t);
   }
 
@@ -95,13 +148,15 @@ class Bsvrb : public Solver {
     x_ = x_prev_ = x;
     std::vector<std::int64_t> all(m_);
     std::iota(all.begin(), all.end(), 0);
-    Vector G_new, G_old;
     for (std::int64_t k = 1; k <= inner; ++k) {
-      update_blocks(k, all, &G_new, &G_old, true);
+      update_blocks(k, all, true);
+      clear_g();
       update_lower(k, all);
     }
-    update_blocks(inner + 1, all, &G_new, &G_old, true);
-    return G_new;
+    update_blocks(inner + 1, all, true);
+    Vector G = g_new_;
+    clear_g();
+    return G;
   }
 
   void save_state(h5::File& file, const std::string& group) const override {
@@ -181,95 +236,274 @@ class Bsvrb : public Solver {
     return eig.eigenvectors() * (eig.eigenvectors().transpose() * r).cwiseQuotient(values);
   }
 
-  // MSVR updates of the sampled blocks and the averaged G at the new and old points.
-  void update_blocks(std::int64_t t, const std::vector<std::int64_t>& sampled, Vector* G_new,
-                     Vector* G_old, bool full_data = false) {
-    const std::int64_t nx = x_.size(), count = std::int64_t(sampled.size());
-    const double a = options_.bsvrb_alpha, g = options_.bsvrb_gamma;
-    Matrix rows = Matrix::Zero(nx, 2 * count);  // column k: G_new of sampled[k]; count + k: G_old
+  // Nonzero entries of the per-block G columns: (column, row of x, value). Column k is G_new
+  // of sampled[k], column count + k its G_old.
+  struct Entry {
+    double column, row, value;
+  };
+  static_assert(sizeof(Entry) == 3 * sizeof(double), "Entry travels as three MPI_DOUBLEs");
+
+  // Who works on each sampled block this iteration. Normally its home rank (the owner of its
+  // state); a rank with more sampled blocks than its share hands the excess, with the state,
+  // to ranks with fewer. Shares are count / P, the count mod P larger ones going to the ranks
+  // with the most sampled home blocks (fewest moves). The assignment depends on the sampled
+  // set only, and a block's arithmetic is the same wherever it runs, so the iterates do not
+  // depend on where a block is worked on (nor on the rank count).
+  std::vector<int> assign_workers(const std::vector<std::int64_t>& sampled) const {
+    const std::int64_t count = std::int64_t(sampled.size());
+    std::vector<int> worker(count, rank_);
+    if (collective_ || size_ == 1) return worker;
+    std::vector<std::int64_t> home_count(size_, 0), quota(size_, count / size_), load(size_, 0);
+    for (std::int64_t i : sampled) ++home_count[home(i)];
+    std::vector<int> busiest(size_);
+    std::iota(busiest.begin(), busiest.end(), 0);
+    std::stable_sort(busiest.begin(), busiest.end(),
+                     [&](int p, int q) { return home_count[p] > home_count[q]; });
+    for (std::int64_t j = 0; j < count % size_; ++j) ++quota[busiest[j]];
+    std::vector<std::int64_t> excess;
     for (std::int64_t k = 0; k < count; ++k) {
-      const std::int64_t i = sampled[k];
-      if (i < owned_.begin || i >= owned_.end) continue;
-      BlockState& b = blocks_[i - owned_.begin];
-      Sample lower = full_data ? Sample::all()
-                               : block_sample("bilevel.bsvrb.lower", t, i, problem_->lower_samples());
-      Sample upper = full_data ? Sample::all()
-                               : block_sample("bilevel.bsvrb.upper", t, i, problem_->upper_samples());
-      const bool first = b.last == 0;  // never sampled: start the estimators here
-      Vector gy_new, gy_old;
-      problem_->lower_block(i, x_, b.y, nullptr, &gy_new, lower);
-      if (first || b.s.size() == 0) {
-        b.s = gy_new;
+      const int h = home(sampled[k]);
+      if (load[h] < quota[h]) {
+        worker[k] = h;
+        ++load[h];
       } else {
-        problem_->lower_block(i, x_prev_, b.y_prev, nullptr, &gy_old, lower);
-        b.s = (1 - a) * b.s + (a + g) * gy_new - g * gy_old;
+        excess.push_back(k);
       }
-      Vector fx_new, fy_new, fx_old, fy_old, hxy;
-      problem_->upper_block(i, x_, b.y, &fx_new, &fy_new, upper);
-      problem_->upper_block(i, x_prev_, b.y_prev, &fx_old, &fy_old, upper);
-      if (version_ == 1) {
-        // G_old with the old Hessian estimate, at the old point.
-        Matrix hess_new = problem_->lower_block_hessian(i, x_, b.y, lower);
-        if (first) b.H = hess_new;
-        Matrix H_old = b.H;
-        problem_->lower_block_hvp(i, x_prev_, b.y_prev, solve_hessian(&H_old, fy_old), nullptr,
-                                  &hxy, lower);
-        rows.col(count + k) = fx_old - hxy;
-        if (!first) {
-          Matrix hess_old = problem_->lower_block_hessian(i, x_prev_, b.y_prev, lower);
-          b.H = (1 - a) * b.H + (a + g) * hess_new - g * hess_old;
-        }
-        b.H = 0.5 * (b.H + b.H.transpose());
-        problem_->lower_block_hvp(i, x_, b.y, solve_hessian(&b.H, fy_new), nullptr, &hxy, lower);
-        rows.col(k) = fx_new - hxy;
-      } else {
-        Vector hyy_new, hyy_old, hxy_old;
-        problem_->lower_block_hvp(i, x_, b.y, b.v, &hyy_new, &hxy, lower);
-        problem_->lower_block_hvp(i, x_prev_, b.y_prev, b.v_prev, &hyy_old, &hxy_old, lower);
-        Vector gamma_new = hyy_new - fy_new, gamma_old = hyy_old - fy_old;
-        b.u = first ? gamma_new : Vector((1 - a) * b.u + (a + g) * gamma_new - g * gamma_old);
-        rows.col(k) = fx_new - hxy;
-        rows.col(count + k) = fx_old - hxy_old;
-      }
-      if (b.last == 0) b.last = -1;  // sampled once: MSVR corrections apply from now on
     }
-    // Each column has one owner (or, for collective blocks, is already global everywhere).
-    if (!collective_) share_columns(&rows);
-    *G_new = Vector::Zero(nx);
-    *G_old = Vector::Zero(nx);
-    for (std::int64_t k = 0; k < count; ++k) {
-      *G_new += rows.col(k);
-      *G_old += rows.col(count + k);
+    int r = 0;
+    for (std::int64_t k : excess) {
+      while (load[r] >= quota[r]) ++r;
+      worker[k] = r;
+      ++load[r];
     }
-    *G_new /= double(std::max<std::int64_t>(count, 1));
-    *G_old /= double(std::max<std::int64_t>(count, 1));
+    return worker;
   }
 
-  // Every rank gets the columns the other ranks computed. Only nonzero entries travel
-  // (G_i is sparse in x when x weighs samples: only the sampled rows have entries), as
-  // (column, row, value) triples with one Allgatherv; values are copied, not summed, so the
-  // result is bit-for-bit independent of the rank count.
-  void share_columns(Matrix* rows) const {
-    std::vector<double> mine;
-    for (Eigen::Index k = 0; k < rows->cols(); ++k)
-      for (Eigen::Index i = 0; i < rows->rows(); ++i)
-        if ((*rows)(i, k) != 0.0) mine.insert(mine.end(), {double(k), double(i), (*rows)(i, k)});
-    int size = 1;
-    MPI_Comm_size(comm_, &size);
-    int count = int(mine.size());
-    std::vector<int> counts(size), displs(size);
+  int home(std::int64_t block) const {
+    return collective_ ? rank_ : Partition::owner(m_, size_, block);
+  }
+
+  // A block's whole state as one buffer (moved to the rank that works on it and back).
+  std::int64_t state_size() const { return 1 + 3 * d_ + (version_ == 1 ? d_ * d_ : 3 * d_); }
+  void pack(const BlockState& b, double* out) const {
+    *out++ = double(b.last);
+    auto put = [&out](const auto& v) { out = std::copy(v.data(), v.data() + v.size(), out); };
+    put(b.y), put(b.y_prev), put(b.s);
+    if (version_ == 1) {
+      put(b.H);
+    } else {
+      put(b.v), put(b.v_prev), put(b.u);
+    }
+  }
+  void unpack(const double* in, BlockState* b) const {
+    b->last = std::int64_t(*in++);
+    auto get = [&in](auto& v, std::int64_t rows, std::int64_t cols) {
+      v.resize(rows, cols);
+      std::copy(in, in + rows * cols, v.data());
+      in += rows * cols;
+    };
+    get(b->y, d_, 1), get(b->y_prev, d_, 1), get(b->s, d_, 1);
+    if (version_ == 1) {
+      get(b->H, d_, d_);
+    } else {
+      get(b->v, d_, 1), get(b->v_prev, d_, 1), get(b->u, d_, 1);
+    }
+  }
+
+  // MSVR updates of the sampled blocks and the averaged G at the new and old points (into
+  // g_new_ and g_old_, whose nonzeros are at touched_).
+  void update_blocks(std::int64_t t, const std::vector<std::int64_t>& sampled,
+                     bool full_data = false) {
+    const std::int64_t count = std::int64_t(sampled.size());
+    const bool profile = options_.bsvrb_profile && !full_data;
+    double blocks_start = profile ? MPI_Wtime() : 0;
+    double work_cpu = 0;  // CPU seconds inside work_block (MPI waits excluded)
+    const std::vector<int> worker = assign_workers(sampled);
+    const std::int64_t state = state_size();
+    // Blocks that change hands: states out to their workers (guests there), back afterwards.
+    std::vector<std::int64_t> guests, lent;  // positions k in sampled
+    for (std::int64_t k = 0; k < count; ++k) {
+      const int h = home(sampled[k]);
+      if (worker[k] == rank_ && h != rank_) guests.push_back(k);
+      if (h == rank_ && worker[k] != rank_) lent.push_back(k);
+    }
+    std::vector<double> guest_states(guests.size() * state), lent_states(lent.size() * state);
+    std::vector<MPI_Request> requests;
+    for (std::size_t j = 0; j < guests.size(); ++j) {
+      requests.emplace_back();
+      MPI_Irecv(guest_states.data() + j * state, int(state), MPI_DOUBLE,
+                home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
+    }
+    for (std::size_t j = 0; j < lent.size(); ++j) {
+      pack(blocks_[sampled[lent[j]] - owned_.begin], lent_states.data() + j * state);
+      requests.emplace_back();
+      MPI_Isend(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
+                kStateOut, comm_, &requests.back());
+    }
+    // Complete the moves before working: the states are larger than MPI's eager limit, and a
+    // rendezvous transfer only progresses while both ranks are inside MPI (a lent state would
+    // otherwise arrive after its home rank's own block work, which defeats the balancing).
+    MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+    requests.clear();
+    for (std::size_t j = 0; j < lent.size(); ++j) {
+      requests.emplace_back();
+      MPI_Irecv(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
+                kStateBack, comm_, &requests.back());
+    }
+    std::vector<Entry> mine;
+    std::vector<BlockState> guest_blocks(guests.size());
+    for (std::size_t j = 0; j < guests.size(); ++j) {
+      unpack(guest_states.data() + j * state, &guest_blocks[j]);
+      work_block(t, guests[j], count, sampled[guests[j]], &guest_blocks[j], full_data, &mine,
+                 profile ? &work_cpu : nullptr);
+      pack(guest_blocks[j], guest_states.data() + j * state);
+      requests.emplace_back();
+      MPI_Isend(guest_states.data() + j * state, int(state), MPI_DOUBLE,
+                home(sampled[guests[j]]), kStateBack, comm_, &requests.back());
+    }
+    for (std::int64_t k = 0; k < count; ++k)
+      if (worker[k] == rank_ && home(sampled[k]) == rank_)
+        work_block(t, k, count, sampled[k], &blocks_[sampled[k] - owned_.begin], full_data, &mine,
+                   profile ? &work_cpu : nullptr);
+    if (profile) {
+      times_.blocks_done += std::int64_t(guests.size());
+      for (std::int64_t k = 0; k < count; ++k)
+        times_.blocks_done += worker[k] == rank_ && home(sampled[k]) == rank_;
+      times_.blocks += MPI_Wtime() - blocks_start;
+      double cpu = work_cpu;
+      times_.blocks_cpu += cpu;
+      PhaseTimer timer(true, &times_.wait);
+      MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_MAX, comm_);
+      times_.busiest_cpu += cpu;
+    }
+    PhaseTimer timer(profile, &times_.exchange);
+    // Each column has one worker (or, for collective blocks, is already global everywhere).
+    std::vector<Entry> all = collective_ ? std::move(mine) : gather_entries(mine);
+    MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+    for (std::size_t j = 0; j < lent.size(); ++j)
+      unpack(lent_states.data() + j * state, &blocks_[sampled[lent[j]] - owned_.begin]);
+    // Sum the columns in block order, whoever computed them: the same sums at any rank count.
+    std::vector<std::int64_t> start(2 * count + 1, 0);
+    for (const Entry& e : all) ++start[std::int64_t(e.column) + 1];
+    std::partial_sum(start.begin(), start.end(), start.begin());
+    std::vector<Entry> by_column(all.size());
+    std::vector<std::int64_t> next(start.begin(), start.end() - 1);
+    for (const Entry& e : all) by_column[next[std::int64_t(e.column)]++] = e;
+    for (std::int64_t c = 0; c < 2 * count; ++c) {
+      Vector& G = c < count ? g_new_ : g_old_;
+      for (std::int64_t e = start[c]; e < start[c + 1]; ++e)
+        G[Eigen::Index(by_column[e].row)] += by_column[e].value;
+    }
+    const double scale = double(std::max<std::int64_t>(count, 1));
+    for (const Entry& e : all) touched_.push_back(Eigen::Index(e.row));
+    std::sort(touched_.begin(), touched_.end());
+    touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+    for (Eigen::Index r : touched_) {
+      g_new_[r] /= scale;
+      g_old_[r] /= scale;
+    }
+  }
+
+  // Back to all zeros (only the touched entries can be nonzero).
+  void clear_g() {
+    for (Eigen::Index r : touched_) g_new_[r] = g_old_[r] = 0.0;
+    touched_.clear();
+  }
+
+  // The MSVR updates of block i (sampled[k]) with state b; appends the nonzeros of its G_new
+  // and G_old (columns k and count + k) to `out`.
+  void work_block(std::int64_t t, std::int64_t k, std::int64_t count, std::int64_t i,
+                  BlockState* state, bool full_data, std::vector<Entry>* out,
+                  double* cpu_seconds = nullptr) {
+    const std::clock_t cpu_start = cpu_seconds ? std::clock() : 0;
+    struct AddCpu {
+      double* total;
+      std::clock_t start;
+      ~AddCpu() {
+        if (total) *total += double(std::clock() - start) / CLOCKS_PER_SEC;
+      }
+    } add_cpu{cpu_seconds, cpu_start};
+    BlockState& b = *state;
+    const double a = options_.bsvrb_alpha, g = options_.bsvrb_gamma;
+    Sample lower = full_data ? Sample::all()
+                             : block_sample("bilevel.bsvrb.lower", t, i, problem_->lower_samples());
+    Sample upper = full_data ? Sample::all()
+                             : block_sample("bilevel.bsvrb.upper", t, i, problem_->upper_samples());
+    const bool first = b.last == 0;  // never sampled: start the estimators here
+    Vector gy_new, gy_old;
+    problem_->lower_block(i, x_, b.y, nullptr, &gy_new, lower);
+    if (first || b.s.size() == 0) {
+      b.s = gy_new;
+    } else {
+      problem_->lower_block(i, x_prev_, b.y_prev, nullptr, &gy_old, lower);
+      b.s = (1 - a) * b.s + (a + g) * gy_new - g * gy_old;
+    }
+    Vector fx_new, fy_new, fx_old, fy_old, hxy, hxy_old;
+    problem_->upper_block(i, x_, b.y, &fx_new, &fy_new, upper);
+    problem_->upper_block(i, x_prev_, b.y_prev, &fx_old, &fy_old, upper);
+    if (version_ == 1) {
+      // G_old with the old Hessian estimate, at the old point. Except at a block's first
+      // sampling, b.H is the estimate solve_hessian made positive definite (eigenvalues about
+      // hmin or more) when the block was last sampled, so a Cholesky solve suffices: one
+      // eigendecomposition per block saved, and a more even cost per block.
+      Matrix hess_new = problem_->lower_block_hessian(i, x_, b.y, lower);
+      if (first) b.H = hess_new;
+      Vector solved_old;
+      Eigen::LLT<Matrix> chol;
+      if (!first) chol.compute(b.H);
+      if (!first && chol.info() == Eigen::Success) {
+        solved_old = chol.solve(fy_old);
+      } else {
+        Matrix H_old = b.H;
+        solved_old = solve_hessian(&H_old, fy_old);
+      }
+      problem_->lower_block_hvp(i, x_prev_, b.y_prev, solved_old, nullptr, &hxy_old, lower);
+      if (!first) {
+        Matrix hess_old = problem_->lower_block_hessian(i, x_prev_, b.y_prev, lower);
+        b.H = (1 - a) * b.H + (a + g) * hess_new - g * hess_old;
+      }
+      b.H = 0.5 * (b.H + b.H.transpose());
+      problem_->lower_block_hvp(i, x_, b.y, solve_hessian(&b.H, fy_new), nullptr, &hxy, lower);
+    } else {
+      Vector hyy_new, hyy_old;
+      problem_->lower_block_hvp(i, x_, b.y, b.v, &hyy_new, &hxy, lower);
+      problem_->lower_block_hvp(i, x_prev_, b.y_prev, b.v_prev, &hyy_old, &hxy_old, lower);
+      Vector gamma_new = hyy_new - fy_new, gamma_old = hyy_old - fy_old;
+      b.u = first ? gamma_new : Vector((1 - a) * b.u + (a + g) * gamma_new - g * gamma_old);
+    }
+    if (b.last == 0) b.last = -1;  // sampled once: MSVR corrections apply from now on
+    const bool sparse = problem_->coupling_rows(i, lower, upper, &coupling_);
+    auto append = [&](double column, const Vector& fx, const Vector& h) {
+      auto add = [&](Eigen::Index r) {
+        const double value = fx[r] - h[r];
+        if (value != 0.0) out->push_back({column, double(r), value});
+      };
+      if (sparse) {
+        for (std::int64_t r : coupling_) add(Eigen::Index(r));
+      } else {
+        for (Eigen::Index r = 0; r < fx.size(); ++r) add(r);
+      }
+    };
+    append(double(k), fx_new, hxy);
+    append(double(count + k), fx_old, hxy_old);
+  }
+
+  // Every rank gets the entries the other ranks computed (one Allgatherv; values are copied,
+  // not summed).
+  std::vector<Entry> gather_entries(const std::vector<Entry>& mine) const {
+    int count = int(mine.size() * 3);
+    std::vector<int> counts(size_), displs(size_);
     MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
     int total = 0;
-    for (int r = 0; r < size; ++r) {
+    for (int r = 0; r < size_; ++r) {
       displs[r] = total;
       total += counts[r];
     }
-    std::vector<double> all(std::max(total, 1));
+    std::vector<Entry> all(std::max(total / 3, 1));
     MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(),
                    MPI_DOUBLE, comm_);
-    rows->setZero();
-    for (int e = 0; e + 2 < total; e += 3)
-      (*rows)(Eigen::Index(all[e + 1]), Eigen::Index(all[e])) = all[e + 2];
+    all.resize(total / 3);
+    return all;
   }
 
   void update_lower(std::int64_t t, const std::vector<std::int64_t>& sampled) {
@@ -299,12 +533,8 @@ class Bsvrb : public Solver {
     if (t == 1 || options_.eval_every <= 1 || t % options_.eval_every == 0) {
       double upper = 0.0, lower = 0.0;
       std::vector<Vector> ys;
-      for (std::int64_t i = owned_.begin; i < owned_.end; ++i) {
-        const BlockState& b = blocks_[i - owned_.begin];
-        upper += problem_->upper_block(i, x_, b.y, nullptr, nullptr);
-        lower += problem_->lower_block(i, x_, b.y, nullptr, nullptr);
-        ys.push_back(b.y);
-      }
+      for (const BlockState& b : blocks_) ys.push_back(b.y);
+      problem_->sum_objectives(x_, owned_.begin, ys, &upper, &lower);
       if (!collective_) {
         double sums[2] = {upper, lower};
         detail::allreduce_sum(comm_, sums, 2);
@@ -358,7 +588,9 @@ class Bsvrb : public Solver {
   Options options_;
   std::shared_ptr<BlockProblem> problem_;
   int version_;
+  static constexpr int kStateOut = 0x5b01, kStateBack = 0x5b02;  // tags of block states
   MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
   std::int64_t m_ = 0, d_ = 0;
   bool collective_ = false;
   Partition owned_;
@@ -368,6 +600,10 @@ class Bsvrb : public Solver {
   bool have_solution_ = false;
   Vector x_star_;
   StepReport last_;
+  PhaseTimes times_;
+  std::vector<std::int64_t> coupling_;
+  Vector g_new_, g_old_;               // the averaged G at the new and old points
+  std::vector<Eigen::Index> touched_;  // where g_new_, g_old_ may be nonzero  // work_block's coupling rows (kept: no reallocation)
 };
 
 }  // namespace

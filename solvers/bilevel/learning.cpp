@@ -358,14 +358,15 @@ class MultiBlockProblem : public BlockProblem {
                      const Sample& sample) const override {
     if (gx) *gx = Vector::Zero(upper_dim());
     LocalRows rows = local_rows(sample, 0, val_.rows(), val_.rows());
-    return loss(val_, b_val_, rows, rows.weight, temperature_[i], y, gy, nullptr);
+    return loss(val_, b_val_, sample, rows, rows.weight, temperature_[i], y, gy, nullptr);
   }
   double lower_block(std::int64_t i, const Vector& x, const Vector& y, Vector* gx, Vector* gy,
                      const Sample& sample) const override {
     LocalRows rows = local_rows(sample, 0, train_.rows(), train_.rows());
     Vector w = weights(x, rows);
     Vector per_row;
-    double value = loss(train_, b_train_, rows, w, temperature_[i], y, gy, gx ? &per_row : nullptr);
+    double value =
+        loss(train_, b_train_, sample, rows, w, temperature_[i], y, gy, gx ? &per_row : nullptr);
     if (gx) {
       *gx = Vector::Zero(upper_dim());
       for (std::size_t k = 0; k < rows.index.size(); ++k) {
@@ -379,7 +380,8 @@ class MultiBlockProblem : public BlockProblem {
   void lower_block_hvp(std::int64_t i, const Vector& x, const Vector& y, const Vector& v,
                        Vector* hyy, Vector* hxy, const Sample& sample) const override {
     LocalRows rows = local_rows(sample, 0, train_.rows(), train_.rows());
-    RowMatrix A = train_(rows.index, Eigen::all);
+    RowMatrix gathered;
+    const RowMatrix& A = sampled_rows(train_, sample, rows, &gathered);
     const double sigma = temperature_[i];
     Vector t = A * y, av = A * v;
     if (hyy) {
@@ -403,7 +405,8 @@ class MultiBlockProblem : public BlockProblem {
   Matrix lower_block_hessian(std::int64_t i, const Vector& x, const Vector& y,
                              const Sample& sample) const override {
     LocalRows rows = local_rows(sample, 0, train_.rows(), train_.rows());
-    RowMatrix A = train_(rows.index, Eigen::all);
+    RowMatrix gathered;
+    const RowMatrix& A = sampled_rows(train_, sample, rows, &gathered);
     const double sigma = temperature_[i];
     Vector t = A * y, c(t.size());
     for (Eigen::Index k = 0; k < t.size(); ++k) {
@@ -415,28 +418,75 @@ class MultiBlockProblem : public BlockProblem {
     H.diagonal().array() += lambda_;
     return H;
   }
+  // x weighs the training samples: the upper terms do not depend on x, and d2g_i/dxdy v is
+  // nonzero only on the sampled training rows.
+  bool coupling_rows(std::int64_t, const Sample& lower, const Sample&,
+                     std::vector<std::int64_t>* rows) const override {
+    if (lower.full) return false;
+    rows->assign(lower.rows.begin(), lower.rows.end());
+    rows->erase(std::unique(rows->begin(), rows->end()), rows->end());
+    return true;
+  }
+  // All blocks read the same rows: one matrix product for all of them (the data is read
+  // once, not once per block).
+  void sum_objectives(const Vector& x, std::int64_t first, const std::vector<Vector>& ys,
+                      double* upper, double* lower) const override {
+    *upper = *lower = 0.0;
+    if (ys.empty()) return;
+    const Matrix Y = stack(ys);
+    const Matrix T_train = train_ * Y, T_val = val_ * Y;
+    Vector w(train_.rows());
+    for (Eigen::Index r = 0; r < w.size(); ++r) w[r] = sigmoid(x[r]) / double(train_.rows());
+    for (std::size_t k = 0; k < ys.size(); ++k) {
+      const double sigma = temperature_[first + std::int64_t(k)];
+      double up = 0.0, low = 0.0;
+      for (Eigen::Index r = 0; r < T_val.rows(); ++r)
+        up += softplus_neg(b_val_[r] * T_val(r, Eigen::Index(k)) / sigma);
+      for (Eigen::Index r = 0; r < T_train.rows(); ++r)
+        low += w[r] * softplus_neg(b_train_[r] * T_train(r, Eigen::Index(k)) / sigma);
+      *upper += up / double(std::max<Eigen::Index>(val_.rows(), 1));
+      *lower += low + 0.5 * lambda_ * ys[k].squaredNorm();
+    }
+  }
   std::vector<std::string> metric_names() const override { return {"val_accuracy"}; }
   // Mean over blocks of the validation accuracy.
   std::vector<double> metrics(const Vector&, const std::vector<Vector>& y_local) const override {
     double correct = 0;
-    for (const Vector& y : y_local) {
-      Vector t = val_ * y;
-      for (Eigen::Index k = 0; k < t.size(); ++k) correct += (t[k] >= 0) == (b_val_[k] > 0);
+    if (!y_local.empty()) {
+      const Matrix T = val_ * stack(y_local);
+      for (Eigen::Index c = 0; c < T.cols(); ++c)
+        for (Eigen::Index k = 0; k < T.rows(); ++k)
+          correct += (T(k, c) >= 0) == (b_val_[k] > 0);
     }
     correct = detail::allreduce_sum(comm_, correct);
     return {correct / (double(m_) * double(std::max<Eigen::Index>(val_.rows(), 1)))};
   }
 
  private:
+  static Matrix stack(const std::vector<Vector>& ys) {
+    Matrix Y(ys.front().size(), Eigen::Index(ys.size()));
+    for (std::size_t k = 0; k < ys.size(); ++k) Y.col(Eigen::Index(k)) = ys[k];
+    return Y;
+  }
   Vector weights(const Vector& x, const LocalRows& rows) const {
     Vector w(rows.index.size());
     for (std::size_t k = 0; k < rows.index.size(); ++k)
       w[k] = rows.weight[k] * sigmoid(x[rows.index[k]]);
     return w;
   }
-  double loss(const RowMatrix& X, const Vector& labels, const LocalRows& rows, const Vector& w,
-              double sigma, const Vector& y, Vector* gy, Vector* per_row) const {
-    RowMatrix A = X(rows.index, Eigen::all);
+  // The rows of X a sample reads: X itself for the full data (no copy of the whole matrix on
+  // every full evaluation), else the sampled rows gathered into `gathered`.
+  static const RowMatrix& sampled_rows(const RowMatrix& X, const Sample& sample,
+                                       const LocalRows& rows, RowMatrix* gathered) {
+    if (sample.full) return X;
+    *gathered = X(rows.index, Eigen::all);
+    return *gathered;
+  }
+  double loss(const RowMatrix& X, const Vector& labels, const Sample& sample,
+              const LocalRows& rows, const Vector& w, double sigma, const Vector& y, Vector* gy,
+              Vector* per_row) const {
+    RowMatrix gathered;
+    const RowMatrix& A = sampled_rows(X, sample, rows, &gathered);
     Vector t = A * y, d(t.size()), values(t.size());
     for (Eigen::Index k = 0; k < t.size(); ++k) {
       double b = labels[rows.index[k]];

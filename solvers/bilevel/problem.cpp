@@ -60,6 +60,19 @@ std::vector<double> BlockProblem::metrics(const Vector&, const std::vector<Vecto
   return {};
 }
 bool BlockProblem::known_solution(Vector*) const { return false; }
+void BlockProblem::sum_objectives(const Vector& x, std::int64_t first,
+                                  const std::vector<Vector>& ys, double* upper,
+                                  double* lower) const {
+  *upper = *lower = 0.0;
+  for (std::size_t k = 0; k < ys.size(); ++k) {
+    *upper += upper_block(first + std::int64_t(k), x, ys[k], nullptr, nullptr);
+    *lower += lower_block(first + std::int64_t(k), x, ys[k], nullptr, nullptr);
+  }
+}
+bool BlockProblem::coupling_rows(std::int64_t, const Sample&, const Sample&,
+                                 std::vector<std::int64_t>*) const {
+  return false;
+}
 
 Vector solve_lower(const Problem& problem, const Vector& x, Vector y, double tol,
                    std::int64_t max_it) {

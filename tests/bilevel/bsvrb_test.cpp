@@ -122,6 +122,43 @@ TEST_P(BsvrbMethods, LogisticHypergradientMatchesFiniteDifferences) {
       << reference.head(6).transpose();
 }
 
+// The multiblock task's shortcuts agree with its block-by-block evaluations: the batched
+// full objectives (one matrix product over the blocks) and the coupling rows (the only
+// entries of x where grad_x f_i and d2g_i/dxdy v can be nonzero for a minibatch).
+TEST(Multiblock, BatchedObjectivesAndCouplingRowsMatchBlockEvaluations) {
+  const std::int64_t m = 4;
+  auto problem = logistic_blocks(MPI_COMM_SELF, m);
+  const std::int64_t d = problem->block_dim(), n = problem->upper_dim();
+  Random random(5, "test.y", 0);
+  Vector x(n);
+  for (auto& v : x) v = random.normal();
+  std::vector<Vector> ys(m - 1, Vector(d));
+  for (auto& y : ys)
+    for (auto& v : y) v = random.normal();
+  double upper = 0, lower = 0, upper_ref = 0, lower_ref = 0;
+  problem->sum_objectives(x, 1, ys, &upper, &lower);
+  for (std::int64_t k = 0; k < m - 1; ++k) {
+    upper_ref += problem->upper_block(1 + k, x, ys[k], nullptr, nullptr);
+    lower_ref += problem->lower_block(1 + k, x, ys[k], nullptr, nullptr);
+  }
+  EXPECT_NEAR(upper, upper_ref, 1e-12 * std::abs(upper_ref));
+  EXPECT_NEAR(lower, lower_ref, 1e-12 * std::abs(lower_ref));
+
+  Sample lower_sample = draw_sample(7, "test.lower", 0, n, 8);
+  Sample upper_sample = draw_sample(7, "test.upper", 0, 30, 8);
+  std::vector<std::int64_t> rows;
+  ASSERT_TRUE(problem->coupling_rows(2, lower_sample, upper_sample, &rows));
+  Vector gx, hxy, v = Vector::Ones(d);
+  problem->upper_block(2, x, ys[0], &gx, nullptr, upper_sample);
+  problem->lower_block_hvp(2, x, ys[0], v, nullptr, &hxy, lower_sample);
+  Vector outside = gx - hxy;
+  for (std::int64_t r : rows) outside[r] = 0.0;
+  EXPECT_EQ(outside.cwiseAbs().maxCoeff(), 0.0);
+  EXPECT_GT(hxy.cwiseAbs().maxCoeff(), 0.0);
+  EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
+  EXPECT_FALSE(problem->coupling_rows(2, Sample::all(), upper_sample, &rows));
+}
+
 INSTANTIATE_TEST_SUITE_P(Bilevel, BsvrbMethods, ::testing::Values("bsvrb1", "bsvrb2"));
 
 }  // namespace
