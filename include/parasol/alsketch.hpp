@@ -154,6 +154,8 @@ struct Options {
   std::int64_t dense_limit = 1000;  // exact dense spectra and sketching up to n + m
   int lanczos_steps = 20;            // beyond: Lanczos estimates with this many steps
   bool sharpen = false;  // theta_k = min(1, KKT residual): superlinear local convergence
+  // The ksp sketch's method: auto | mumps | fieldsplit | minres (docs/alsketch.md).
+  std::string ksp_preset = "auto";
   // PETSc prefix of the ksp sketch: -alsketch_ksp_type, -alsketch_ksp_rtol, -alsketch_pc_type ...
   std::string ksp_prefix = "alsketch_";
 
@@ -175,6 +177,8 @@ struct Summary {
   std::int64_t backtracks = 0;           // rejected line-search trials
   std::int64_t hessian_modifications = 0;
   std::int64_t function_evaluations = 0;  // objective evaluations
+  std::int64_t krylov_iterations = 0;     // ksp: iterations of the KSP, all solves
+  std::int64_t kkt_setups = 0;            // ksp: KKT matrices built and set up (factorizations)
   std::string BriefReport() const;
 };
 
@@ -198,6 +202,14 @@ class Solver : public IterativeSolver {
   std::string method() const override { return options_.sketch; }
   std::vector<std::string> history_fields() const override;
   StepReport step(std::int64_t iteration) override;
+  // Sets up what the first step needs that reads options: for the ksp sketch the KSP on the
+  // KKT matrix at the current point (its factorization or preconditioner, reused by the first
+  // step when nothing changed), so that every -alsketch_ sub-solver option has been read when
+  // the caller checks for unknown options. Optional: step() does it anyway.
+  void prepare();
+  // Bytes of the problem's own data: J and H (values, column indices, row offsets) and the
+  // vectors x, grad f, lambda, c. The yardstick for the solver's memory.
+  double problem_data_bytes() const;
   void save_state(h5::File& file, const std::string& group) const override;
   void load_state(const h5::File& file, const std::string& group) override;
   void write_solution(h5::File& file) const override;
