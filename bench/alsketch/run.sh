@@ -33,5 +33,12 @@ for p in ${HS:-hs6 hs7 hs39 hs40 hs42 hs50 orthregb}; do
   # TAO ALMM's default PHR formulation fails at the start of orthregb (peers.cpp says why).
   if [ "$p" = orthregb ]; then run_case $p 10 gaussian -tao_almm_type classic; else run_case $p 10 gaussian; fi
 done
-for N in ${POISSON_N:-64 128 512}; do run_case poisson $N ksp -tao_almm_subsolver_tao_type bncg; done
+for N in ${POISSON_N:-64 128 512}; do
+  run_case poisson $N ksp -tao_almm_subsolver_tao_type bncg
+  # The memory-lean preset too (MINRES + fieldsplit with poisson's Schur preconditioner).
+  /usr/bin/time -f "peak_rss=%M KB" $mpi "$build/drivers/parasol-alsketch" -problem poisson -N "$N" \
+    -alsketch_sketch ksp -alsketch_ksp_preset fieldsplit -tol "$tol" \
+    -output "$out/poisson-$N-ksp_fieldsplit.h5" 2>&1 | tr '\n' ' ' | sed "s/^/alsketch_fs problem=poisson N=$N sketch=ksp ranks=$ranks /" >> "$log"
+  echo >> "$log"
+done
 /usr/bin/python3 "$here/compare.py" "$log" "$out"

@@ -16,6 +16,7 @@
 #include <Eigen/Dense>
 #include <mpi.h>
 #include <petscmat.h>
+#include <petscpc.h>
 #include <petscvec.h>
 #include <parasol/solver.hpp>
 
@@ -64,6 +65,17 @@ class Problem {
 
   // Published optimal objective, when known (tests compare against it).
   virtual std::optional<double> known_objective() const { return std::nullopt; }
+
+  // Optional, for the ksp sketch's fieldsplit preset: a preconditioner for the Schur complement
+  // block of the KKT matrix, -(G H^-1 G^T) in PETSc's sign (H unshifted), acting on vectors laid
+  // out like c. When has_schur_preconditioner() is true, schur_preconditioner(x, lambda, pc) is
+  // called once per KKT setup and must make `pc` (collective) a symmetric positive definite
+  // approximation of (G H^-1 G^T)^-1 with the sign flipped, i.e. approximately solve with the
+  // negative definite block; the generic G diag(H)^-1 G^T + AMG is then not built.
+  virtual bool has_schur_preconditioner() const { return false; }
+  virtual void schur_preconditioner(Vec x, Vec lambda, PC pc) {
+    (void)x, (void)lambda, (void)pc;
+  }
 };
 
 // A problem whose variables and constraints are small enough to keep on every rank. The
@@ -156,6 +168,7 @@ struct Options {
   bool sharpen = false;  // theta_k = min(1, KKT residual): superlinear local convergence
   // The ksp sketch's method: auto | mumps | fieldsplit | minres (docs/alsketch.md).
   std::string ksp_preset = "auto";
+  bool problem_schur = true;  // fieldsplit: the problem's Schur preconditioner when it has one
   // PETSc prefix of the ksp sketch: -alsketch_ksp_type, -alsketch_ksp_rtol, -alsketch_pc_type ...
   std::string ksp_prefix = "alsketch_";
 

@@ -85,6 +85,10 @@ Options read_options(MPI_Comm comm, const Options& d) {
       "G diag(B)^-1 G^T), minres (MINRES, no preconditioner), auto (mumps; minres for Hessian "
       "products)",
       {"auto", "mumps", "fieldsplit", "minres"}, d.ksp_preset);
+  o.problem_schur = r.flag("problem_schur",
+                           "ksp fieldsplit: use the problem's own Schur complement preconditioner "
+                           "when it has one (poisson), else G diag(B)^-1 G^T + AMG",
+                           d.problem_schur);
   o.sharpen = r.flag("sharpen",
                      "sharpen the accuracy condition (theta = min(1, KKT residual))", d.sharpen);
   return o;

@@ -459,7 +459,7 @@ struct Solver::Impl {
   double kkt_shift = 0;
   bool kkt_ready = false;
   std::int64_t kkt_setups = 0;
-  void prepare_kkt(double shift, const Options& options) {
+  void prepare_kkt(double shift, const Options& options, Vec x, Vec lambda) {
     const bool same_H = unchanged(kkt_H, H), same_J = unchanged(kkt_J, J);
     if (!(kkt_ready && shift == kkt_shift && same_H && same_J)) {
       // A fresh KSP for a new matrix: a fresh factorization or hierarchy, splits set anew.
@@ -472,9 +472,15 @@ struct Solver::Impl {
       PARASOL_PETSC(KSPSetOperators(ksp, K, K));
       PC pc;
       PARASOL_PETSC(KSPGetPC(ksp, &pc));
+      // The problem's own Schur complement preconditioner replaces selfp + AMG (not after a
+      // shift of B: it approximates G H^-1 G^T).
+      const bool problem_schur = uses_fieldsplit() && shift == 0 && options.problem_schur &&
+                                 problem.has_schur_preconditioner();
       if (uses_fieldsplit()) {
         PARASOL_PETSC(PCFieldSplitSetIS(pc, "0", kkt_rows[0]));
         PARASOL_PETSC(PCFieldSplitSetIS(pc, "1", kkt_rows[1]));
+        if (problem_schur)  // no G diag(B)^-1 G^T: the (empty) (2,2) block stands in for it
+          PARASOL_PETSC(PCFieldSplitSetSchurPre(pc, PC_FIELDSPLIT_SCHUR_PRE_USER, Z));
       }
       PCType pc_type;
       MatSolverType solver_type = nullptr;
@@ -505,6 +511,15 @@ struct Solver::Impl {
         }
       }
       PARASOL_PETSC(KSPSetUp(ksp));
+      if (problem_schur) {
+        KSP* sub = nullptr;
+        PetscInt nsplits = 0;
+        PARASOL_PETSC(PCFieldSplitGetSubKSP(pc, &nsplits, &sub));
+        PC schur_pc;
+        PARASOL_PETSC(KSPGetPC(sub[nsplits - 1], &schur_pc));
+        PetscFree(sub);
+        problem.schur_preconditioner(x, lambda, schur_pc);
+      }
       // Sub-solvers (fieldsplit blocks, multigrid levels) are set up at the first application
       // of the preconditioner: apply it once so that all of them exist, with their options
       // read, when prepare() returns (the result in zv is overwritten by the solve). Not for a
@@ -721,7 +736,7 @@ void Solver::prepare() {
   s.evaluate_hessian(x_, lambda_);
   s.hessian_valid = true;
   // Unshifted: the first step keeps this setup unless it decides to shift B.
-  s.prepare_kkt(0.0, options_);
+  s.prepare_kkt(0.0, options_, x_, lambda_);
 }
 
 double Solver::problem_data_bytes() const {
@@ -895,7 +910,7 @@ StepReport Solver::step(std::int64_t iteration) {
   Eigen::MatrixXd Kd;
   Eigen::VectorXd b, c_d, a_gradL, a_Gtc, a_HgradL, a_GgradL;
   double K_norm = 0, b_norm = kkt;
-  if (use_ksp) s.prepare_kkt(shift, o);
+  if (use_ksp) s.prepare_kkt(shift, o, x_, lambda_);
   if (dense) {
     Kd = Eigen::MatrixXd::Zero(n + m, n + m);
     Kd.topLeftCorner(n, n) = Hd + shift * Eigen::MatrixXd::Identity(n, n);
