@@ -204,10 +204,28 @@ static PetscErrorCode tao_je(Tao, Vec x, Mat J, Mat, void* ctx) {
   PetscCallCXX(static_cast<TaoCtx*>(ctx)->p->jacobian(x, J));
   return 0;
 }
+// Wall-clock budget (-time_limit s): checked after every iteration of the outer ALMM solver
+// and of its subsolver; past it both stop with TAO_DIVERGED_USER.
+struct TaoBudget {
+  Tao outer;
+  Clock::time_point start;
+  double seconds;
+};
+static PetscErrorCode tao_budget_monitor(Tao tao, void* ctx) {
+  auto* b = static_cast<TaoBudget*>(ctx);
+  if (std::chrono::duration<double>(Clock::now() - b->start).count() > b->seconds) {
+    PetscCall(TaoSetConvergedReason(tao, TAO_DIVERGED_USER));
+    PetscCall(TaoSetConvergedReason(b->outer, TAO_DIVERGED_USER));
+  }
+  return 0;
+}
 
 int main(int argc, char** argv) {
   parasol::Session session(&argc, &argv, "alsketch_peers: IPOPT and TAO ALMM on alsketch problems\n");
   MPI_Comm comm = session.comm();
+  // PETSc's own message and traceback when TAO or IPOPT's callbacks fail (the session installs
+  // a silent handler for the library).
+  PetscPushErrorHandler(PetscTraceBackErrorHandler, nullptr);
   try {
     char name[64] = "hs40", peers[64] = "ipopt,tao";
     PetscInt N = 32;
@@ -216,6 +234,8 @@ int main(int argc, char** argv) {
     PetscOptionsGetString(nullptr, nullptr, "-peers", peers, sizeof peers, nullptr);
     PetscOptionsGetInt(nullptr, nullptr, "-N", &N, nullptr);
     PetscOptionsGetReal(nullptr, nullptr, "-tol", &tol, nullptr);
+    PetscReal time_limit = 600;
+    PetscOptionsGetReal(nullptr, nullptr, "-time_limit", &time_limit, nullptr);
     const std::string which = peers;
     if (which.find("ipopt") != std::string::npos && session.size() > 1)
       throw parasol::Error("run the ipopt peer on one process (its sequential MUMPS clashes "
@@ -256,8 +276,22 @@ int main(int argc, char** argv) {
       PARASOL_PETSC(TaoSetTolerances(tao, tol, PETSC_DEFAULT, PETSC_DEFAULT));
       PARASOL_PETSC(TaoSetConstraintTolerances(tao, tol, PETSC_DEFAULT));
       PARASOL_PETSC(TaoSetMaximumIterations(tao, 1000));
+      // TAO's defaults (PHR formulation, bqnls subsolver) unless options say otherwise. PHR
+      // stops at once on poisson and orthregb with PETSc error 83 (PETSC_ERR_USER, "User
+      // provided compute function generated Inf or NaN", raised in the subsolver's
+      // initialization, TaoBNKInitialize or TaoSolve_BNCG) although f, grad f, c and J are
+      // finite there: the classic formulation evaluates them without complaint. Both problems
+      // start where |c(x0)|^2 >> |f(x0)| (orthregb: f(x0) = 0; poisson: |c|_inf ~ 3e5 at N = 16),
+      // so PHR's mu0 = max(1e-6, min(10, 2|f|/|c|^2)) is 1e-6. run.sh therefore runs orthregb
+      // with -tao_almm_type classic and poisson with -tao_almm_subsolver_tao_type bncg (PHR
+      // with bncg starts there), and prints which.
+      Tao sub;
+      PARASOL_PETSC(TaoALMMGetSubsolver(tao, &sub));
       PARASOL_PETSC(TaoSetFromOptions(tao));
       const auto t0 = Clock::now();
+      TaoBudget budget{tao, t0, time_limit};
+      PARASOL_PETSC(TaoSetMonitor(tao, tao_budget_monitor, &budget, nullptr));
+      PARASOL_PETSC(TaoSetMonitor(sub, tao_budget_monitor, &budget, nullptr));
       PARASOL_PETSC(TaoSolve(tao));
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
       PetscInt its;
@@ -268,11 +302,15 @@ int main(int argc, char** argv) {
       MPI_Reduce(&rss, &rss_max, 1, MPI_LONG, MPI_MAX, 0, comm);
       int size;
       MPI_Comm_size(comm, &size);
+      TaoALMMType almm_type;
+      TaoType sub_type;
+      PARASOL_PETSC(TaoALMMGetType(tao, &almm_type));
+      PARASOL_PETSC(TaoGetType(sub, &sub_type));
       if (session.rank() == 0)
         std::printf("tao    problem=%s N=%d ranks=%d status=%s iterations=%d f_evals=%d time=%.3f s "
-                    "peak_rss=%ld MB objective=%.10g gnorm=%.3e cnorm=%.3e\n",
+                    "peak_rss=%ld MB objective=%.10g gnorm=%.3e cnorm=%.3e almm=%s subsolver=%s\n",
                     name, (int)N, size, TaoConvergedReasons[reason], (int)its, ctx.evals, secs,
-                    rss_max, f, gnorm, cnorm);
+                    rss_max, f, gnorm, cnorm, TaoALMMTypes[almm_type], sub_type);
       TaoDestroy(&tao);
       MatDestroy(&J);
       VecDestroy(&x);

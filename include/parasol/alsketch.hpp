@@ -16,6 +16,7 @@
 #include <Eigen/Dense>
 #include <mpi.h>
 #include <petscmat.h>
+#include <petscpc.h>
 #include <petscvec.h>
 #include <parasol/solver.hpp>
 
@@ -64,6 +65,17 @@ class Problem {
 
   // Published optimal objective, when known (tests compare against it).
   virtual std::optional<double> known_objective() const { return std::nullopt; }
+
+  // Optional, for the ksp sketch's fieldsplit preset: a preconditioner for the Schur complement
+  // block of the KKT matrix, -(G H^-1 G^T) in PETSc's sign (H unshifted), acting on vectors laid
+  // out like c. When has_schur_preconditioner() is true, schur_preconditioner(x, lambda, pc) is
+  // called once per KKT setup and must make `pc` (collective) a symmetric positive definite
+  // approximation of (G H^-1 G^T)^-1 with the sign flipped, i.e. approximately solve with the
+  // negative definite block; the generic G diag(H)^-1 G^T + AMG is then not built.
+  virtual bool has_schur_preconditioner() const { return false; }
+  virtual void schur_preconditioner(Vec x, Vec lambda, PC pc) {
+    (void)x, (void)lambda, (void)pc;
+  }
 };
 
 // A problem whose variables and constraints are small enough to keep on every rank. The
@@ -154,6 +166,9 @@ struct Options {
   std::int64_t dense_limit = 1000;  // exact dense spectra and sketching up to n + m
   int lanczos_steps = 20;            // beyond: Lanczos estimates with this many steps
   bool sharpen = false;  // theta_k = min(1, KKT residual): superlinear local convergence
+  // The ksp sketch's method: auto | mumps | fieldsplit | minres (docs/alsketch.md).
+  std::string ksp_preset = "auto";
+  bool problem_schur = true;  // fieldsplit: the problem's Schur preconditioner when it has one
   // PETSc prefix of the ksp sketch: -alsketch_ksp_type, -alsketch_ksp_rtol, -alsketch_pc_type ...
   std::string ksp_prefix = "alsketch_";
 
@@ -175,6 +190,8 @@ struct Summary {
   std::int64_t backtracks = 0;           // rejected line-search trials
   std::int64_t hessian_modifications = 0;
   std::int64_t function_evaluations = 0;  // objective evaluations
+  std::int64_t krylov_iterations = 0;     // ksp: iterations of the KSP, all solves
+  std::int64_t kkt_setups = 0;            // ksp: KKT matrices built and set up (factorizations)
   std::string BriefReport() const;
 };
 
@@ -198,6 +215,14 @@ class Solver : public IterativeSolver {
   std::string method() const override { return options_.sketch; }
   std::vector<std::string> history_fields() const override;
   StepReport step(std::int64_t iteration) override;
+  // Sets up what the first step needs that reads options: for the ksp sketch the KSP on the
+  // KKT matrix at the current point (its factorization or preconditioner, reused by the first
+  // step when nothing changed), so that every -alsketch_ sub-solver option has been read when
+  // the caller checks for unknown options. Optional: step() does it anyway.
+  void prepare();
+  // Bytes of the problem's own data: J and H (values, column indices, row offsets) and the
+  // vectors x, grad f, lambda, c. The yardstick for the solver's memory.
+  double problem_data_bytes() const;
   void save_state(h5::File& file, const std::string& group) const override;
   void load_state(const h5::File& file, const std::string& group) override;
   void write_solution(h5::File& file) const override;

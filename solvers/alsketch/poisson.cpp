@@ -8,6 +8,7 @@
 #include <parasol/error.hpp>
 
 #include <petscdmda.h>
+#include <petscksp.h>
 
 #include <cmath>
 
@@ -33,6 +34,8 @@ class PoissonProblem : public Problem {
     PARASOL_PETSC(DMDAGetCorners(dm_x_, &xs_, &ys_, nullptr, &xm_, &ym_, nullptr));
   }
   ~PoissonProblem() override {
+    KSPDestroy(&schur_ksp_);
+    VecDestroy(&schur_tmp_);
     DMDestroy(&dm_x_);
     DMDestroy(&dm_c_);
     MatDestroy(&J_);
@@ -123,6 +126,51 @@ class PoissonProblem : public Problem {
   }
   void hessian(Vec, Vec, Mat) override {}  // constant
 
+  // The Schur complement of the KKT matrix: with J = [L, I] (L = 5-point Delta_h on w, identity
+  // on z) and H = diag(1, 0.1), S = J H^-1 J^T = L^2 + 10 I, a fourth-order operator on which
+  // AMG is weak. A = -L + sqrt(10) I (an M-matrix, second order) satisfies A^2 >= S >= A^2 / 2
+  // (since -L >= 0 and 2 sqrt(10)(-L) <= L^2 + 10 I), so S^-1 is approximated within a factor 2
+  // by two solves with A, each one AMG cycle (-alsketch_poisson_schur_pc_type, default hypre;
+  // symmetric, so the product is SPD as MINRES needs). Sign: PETSc's block is -S.
+  bool has_schur_preconditioner() const override { return true; }
+  void schur_preconditioner(Vec, Vec, PC pc) override {
+    if (!schur_ksp_) {
+      Mat A;
+      PARASOL_PETSC(DMCreateMatrix(dm_c_, &A));
+      const double h = 2.0 / (N_ + 1), inv_h2 = 1.0 / (h * h);
+      for (PetscInt j = ys_; j < ys_ + ym_; ++j)
+        for (PetscInt i = xs_; i < xs_ + xm_; ++i) {
+          MatStencil row{0, j, i, 0}, cols[5];
+          double vals[5];
+          int k = 0;
+          cols[k] = row, vals[k++] = 4 * inv_h2 + std::sqrt(10.0);
+          if (i > 0) cols[k] = {0, j, i - 1, 0}, vals[k++] = -inv_h2;
+          if (i + 1 < N_) cols[k] = {0, j, i + 1, 0}, vals[k++] = -inv_h2;
+          if (j > 0) cols[k] = {0, j - 1, i, 0}, vals[k++] = -inv_h2;
+          if (j + 1 < N_) cols[k] = {0, j + 1, i, 0}, vals[k++] = -inv_h2;
+          PARASOL_PETSC(MatSetValuesStencil(A, 1, &row, k, cols, vals, INSERT_VALUES));
+        }
+      PARASOL_PETSC(MatAssemblyBegin(A, MAT_FINAL_ASSEMBLY));
+      PARASOL_PETSC(MatAssemblyEnd(A, MAT_FINAL_ASSEMBLY));
+      PARASOL_PETSC(MatSetOption(A, MAT_SPD, PETSC_TRUE));
+      PARASOL_PETSC(KSPCreate(comm_, &schur_ksp_));
+      PARASOL_PETSC(KSPSetOptionsPrefix(schur_ksp_, "alsketch_poisson_schur_"));
+      PARASOL_PETSC(KSPSetOperators(schur_ksp_, A, A));
+      PARASOL_PETSC(MatDestroy(&A));  // the KSP keeps a reference
+      PARASOL_PETSC(KSPSetType(schur_ksp_, KSPPREONLY));
+      PC amg;
+      PARASOL_PETSC(KSPGetPC(schur_ksp_, &amg));
+      PARASOL_PETSC(PCSetType(amg, PCHYPRE));  // BoomerAMG: 54 MINRES iterations at N = 128, GAMG 937
+      PARASOL_PETSC(KSPSetFromOptions(schur_ksp_));
+      PARASOL_PETSC(KSPSetUp(schur_ksp_));
+      PARASOL_PETSC(DMCreateGlobalVector(dm_c_, &schur_tmp_));
+    }
+    PARASOL_PETSC(PCSetType(pc, PCSHELL));
+    PARASOL_PETSC(PCShellSetContext(pc, this));
+    PARASOL_PETSC(PCShellSetApply(pc, apply_schur));
+    PARASOL_PETSC(PCShellSetName(pc, "poisson: -(A A)^-1, A = -Delta_h + sqrt(10) I, one AMG cycle each"));
+  }
+
  private:
   void ensure_jacobian() {
     if (!J_) J_ = create_jacobian();
@@ -161,6 +209,18 @@ class PoissonProblem : public Problem {
   DM dm_x_ = nullptr, dm_c_ = nullptr;
   PetscInt xs_ = 0, ys_ = 0, xm_ = 0, ym_ = 0;
   Mat J_ = nullptr;
+  KSP schur_ksp_ = nullptr;
+  Vec schur_tmp_ = nullptr;
+
+  static PetscErrorCode apply_schur(PC pc, Vec r, Vec y) {
+    void* ctx;
+    PetscCall(PCShellGetContext(pc, &ctx));
+    auto* self = static_cast<PoissonProblem*>(ctx);
+    PetscCall(KSPSolve(self->schur_ksp_, r, self->schur_tmp_));
+    PetscCall(KSPSolve(self->schur_ksp_, self->schur_tmp_, y));
+    PetscCall(VecScale(y, -1.0));
+    return 0;
+  }
 };
 
 }  // namespace

@@ -79,6 +79,16 @@ Options read_options(MPI_Comm comm, const Options& d) {
   o.lanczos_steps = static_cast<int>(r.integer(
       "lanczos_steps", "Lanczos steps for the spectral estimates when n + m > dense_limit",
       d.lanczos_steps, 2, 1000));
+  o.ksp_preset = r.choice(
+      "ksp_preset",
+      "ksp sketch: mumps (MUMPS LU, LDL^T beyond -alsketch_dense_limit), fieldsplit (MINRES + Schur complement fieldsplit, GAMG on "
+      "G diag(B)^-1 G^T), minres (MINRES, no preconditioner), auto (mumps; minres for Hessian "
+      "products)",
+      {"auto", "mumps", "fieldsplit", "minres"}, d.ksp_preset);
+  o.problem_schur = r.flag("problem_schur",
+                           "ksp fieldsplit: use the problem's own Schur complement preconditioner "
+                           "when it has one (poisson), else G diag(B)^-1 G^T + AMG",
+                           d.problem_schur);
   o.sharpen = r.flag("sharpen",
                      "sharpen the accuracy condition (theta = min(1, KKT residual))", d.sharpen);
   return o;

@@ -76,6 +76,32 @@ with tempfile.TemporaryDirectory() as tmp:
             "gmres", "-alsketch_pc_type", "none", "-output", out)
     check(p.returncode == 0, f"poisson ksp gmres exits 0 ({p.stderr.strip()[-300:]})")
 
+    # Sub-solver options are read when the KSP is set up (before the unknown-option check):
+    # MUMPS controls, fieldsplit and GAMG level options are accepted; misspelled ones are not.
+    for args in (["-alsketch_ksp_preset", "mumps", "-alsketch_mat_mumps_icntl_14", "300",
+                  "-alsketch_mat_mumps_cntl_1", "1e-8", "-alsketch_dense_limit", "10"],
+                 ["-alsketch_ksp_preset", "mumps", "-alsketch_mat_mumps_icntl_7", "2"],
+                 ["-alsketch_ksp_preset", "fieldsplit",
+                  "-alsketch_poisson_schur_pc_hypre_boomeramg_strong_threshold", "0.3"],
+                 ["-alsketch_ksp_preset", "fieldsplit", "-alsketch_problem_schur", "false",
+                  "-alsketch_fieldsplit_1_pc_gamg_threshold",
+                  "0.01", "-alsketch_fieldsplit_1_mg_levels_ksp_max_it", "3",
+                  "-alsketch_fieldsplit_0_pc_type", "jacobi",
+                  "-alsketch_pc_fieldsplit_schur_precondition", "selfp"]):
+        p = run(2, "-problem", "poisson", "-N", "24", "-alsketch_sketch", "ksp", "-tol", "1e-6",
+                *args, "-output", os.path.join(tmp, "subopts.h5"))
+        check(p.returncode == 0, f"sub-solver options {' '.join(args)} accepted ({p.stderr.strip()[-300:]})")
+    for args, needle in ((["-alsketch_ksp_preset", "fieldsplit", "-alsketch_problem_schur",
+                           "false", "-alsketch_fieldsplit_1_pc_gamg_treshold", "0.01"],
+                          "gamg_treshold"),
+                         (["-alsketch_ksp_preset", "mumps", "-alsketch_mat_mumps_icntl_144", "1"],
+                          "icntl_144"),
+                         (["-alsketch_ksp_preset", "fieldsplit_schur"], "fieldsplit_schur")):
+        p = run(2, "-problem", "poisson", "-N", "24", "-alsketch_sketch", "ksp", *args,
+                "-output", os.path.join(tmp, "bad.h5"))
+        check(p.returncode == 1 and "parasol-alsketch: error:" in p.stderr and needle in p.stderr,
+              f"{' '.join(args)} rejected ({p.stderr.strip()[-200:]})")
+
     # Checkpoint at iteration 3, restart: the same final answer as one straight run.
     straight = os.path.join(tmp, "straight.h5")
     p = run(2, "-problem", "hs6", "-output", straight)

@@ -19,8 +19,9 @@ struct Solution {
   Summary summary;
 };
 
-Solution solve(Problem& problem, const std::string& sketch, std::int64_t max_it) {
-  Options options;
+Solution solve(Problem& problem, const std::string& sketch, std::int64_t max_it,
+               const Options& defaults = {}) {
+  Options options = defaults;
   options.sketch = sketch;
   options.tol = 1e-9;
   Solver solver(problem, options);
@@ -63,6 +64,36 @@ TEST(AlsketchLarge, PoissonSketchAgreesWithKsp) {
     // The KKT conditions hold at the ksp solution (checked independently of the solver):
     // grad f + J^T lambda = 0 with grad f = (w - w_true, 0.1 z), and J x = 0.
     EXPECT_EQ(exact.x.size(), 2 * N * N);
+  }
+}
+
+// The ksp presets on the large (distributed, Lanczos/Gershgorin) path, forced by a small
+// dense_limit: MINRES with the Schur-complement fieldsplit (the problem's Schur preconditioner,
+// and the generic GAMG on G diag(B)^-1 G^T) reaches the MUMPS LDL^T solution; the KKT matrix of this QP (constant J and H) is set up once per run
+// although MINRES to rtol 1e-8 needs more than one Newton step for KKT 1e-9.
+TEST(AlsketchLarge, PoissonFieldsplitAgreesWithMumps) {
+#ifdef ALSKETCH_LONG
+  const int N = 32;
+#else
+  const int N = 16;
+#endif
+  auto problem = make_problem("poisson", MPI_COMM_WORLD, {"", N, 1});
+  Options options;
+  options.dense_limit = 100;
+  options.ksp_preset = "mumps";
+  Solution exact = solve(*problem, "ksp", 20, options);
+  EXPECT_EQ(exact.summary.kkt_setups, 1);
+  options.ksp_preset = "fieldsplit";
+  for (bool problem_schur : {true, false}) {  // poisson's own Schur preconditioner; generic
+    options.problem_schur = problem_schur;
+    const std::string what = std::string("poisson fieldsplit ") +
+                             (problem_schur ? "(problem Schur PC)" : "(selfp + GAMG)") +
+                             " N=" + std::to_string(N);
+    Solution split = solve(*problem, "ksp", 20, options);
+    expect_agree(split, exact, what);
+    EXPECT_GT(split.summary.iterations, 1) << what;
+    EXPECT_EQ(split.summary.kkt_setups, 1) << what;
+    EXPECT_GT(split.summary.krylov_iterations, split.summary.iterations) << what;
   }
 }
 
