@@ -136,7 +136,6 @@ struct Options {
   std::string kaczmarz_weights = "uniform";  // uniform | rownorm
   int block_size = 8;                       // block sketch: columns of S
   std::int64_t max_sketch_steps = 100000;   // per outer iteration
-  double momentum = 0.0;  // heavy-ball momentum of the distributed sketch iterations, [0, 1)
   // Nesterov-accelerated sketch-and-project on the dense path (n + m <= dense_limit), with the
   // parameters from the exact spectrum of K (gaussian and kaczmarz).
   bool accelerate = false;

@@ -11,6 +11,10 @@
 
 namespace parasol::alsketch::detail {
 
+// Kaczmarz steps per collective (the iterates are those of single steps; the residual norm is
+// checked once per batch).
+constexpr int kKaczmarzBatch = 32;
+
 DistributedSketchSolver::DistributedSketchSolver(Mat K, Vec b, const std::vector<PetscInt>& natural,
                                                  const SketchConfig& config, std::uint64_t key)
     : K_(K), b_(b), config_(config), purpose_(key), natural_local_(natural) {
@@ -24,12 +28,6 @@ DistributedSketchSolver::DistributedSketchSolver(Mat K, Vec b, const std::vector
   PARASOL_PETSC(VecDuplicate(b, &r_));
   PARASOL_PETSC(VecSet(z_, 0.0));
   PARASOL_PETSC(VecAXPBY(r_, -1.0, 0.0, b));
-  if (config_.momentum != 0) {
-    PARASOL_PETSC(VecDuplicate(b, &z_prev_));
-    PARASOL_PETSC(VecDuplicate(b, &r_prev_));
-    PARASOL_PETSC(VecCopy(z_, z_prev_));
-    PARASOL_PETSC(VecCopy(r_, r_prev_));
-  }
   recompute_interval_ = config.recompute_interval > 0 ? config.recompute_interval
                                                       : std::max<PetscInt>(N_, 64);
   if (config.kind != "kaczmarz") {
@@ -58,10 +56,8 @@ DistributedSketchSolver::DistributedSketchSolver(Mat K, Vec b, const std::vector
     }
     row_norm2_.push_back(norm2);
     row_ptr_.push_back(static_cast<PetscInt>(row_col_.size()));
-    max_row_ = std::max(max_row_, static_cast<int>(ncols));
     PARASOL_PETSC(MatRestoreRow(K, i, &ncols, &idx, &val));
   }
-  MPI_Allreduce(MPI_IN_PLACE, &max_row_, 1, MPI_INT, MPI_MAX, comm_);
   col_ptr_.assign(N_ + 1, 0);
   for (PetscInt c : row_col_) ++col_ptr_[c + 1];
   for (PetscInt c = 0; c < N_; ++c) col_ptr_[c + 1] += col_ptr_[c];
@@ -86,9 +82,6 @@ DistributedSketchSolver::DistributedSketchSolver(Mat K, Vec b, const std::vector
                  displs.data(), MPIU_INT, comm_);
   petsc_of_natural_.assign(N_, 0);
   for (PetscInt p = 0; p < N_; ++p) petsc_of_natural_[natural_all[p]] = p;
-  owner_of_natural_.assign(N_, 0);
-  for (int r = 0; r < size; ++r)
-    for (int k = 0; k < counts[r]; ++k) owner_of_natural_[natural_all[displs[r] + k]] = r;
   if (config_.rownorm_weights) {
     std::vector<double> norms_all(N_);
     MPI_Allgatherv(row_norm2_.data(), count, MPI_DOUBLE, norms_all.data(), counts.data(),
@@ -97,11 +90,10 @@ DistributedSketchSolver::DistributedSketchSolver(Mat K, Vec b, const std::vector
     double total = 0;
     for (PetscInt i = 0; i < N_; ++i) cumulative_[i] = (total += norms_all[petsc_of_natural_[i]]);
   }
-  buffer_.resize(3 + 2 * static_cast<std::size_t>(max_row_));
 }
 
 DistributedSketchSolver::~DistributedSketchSolver() {
-  for (Vec* v : {&z_, &r_, &z_prev_, &r_prev_, &work_}) VecDestroy(v);
+  for (Vec* v : {&z_, &r_}) VecDestroy(v);
   for (Vec& v : S_) VecDestroy(&v);
   for (Vec& v : KS_) VecDestroy(&v);
 }
@@ -119,85 +111,109 @@ double DistributedSketchSolver::residual_norm() const {
 }
 
 bool DistributedSketchSolver::run(double target, std::int64_t budget) {
-  // The norm is a reduction: for kaczmarz (a cheap step) it is checked every 16 steps.
-  const std::int64_t check_every = config_.kind == "kaczmarz" ? 16 : 1;
-  for (std::int64_t taken = 0;; ++taken) {
-    if (taken % check_every == 0 && residual_norm() <= target) {
+  for (std::int64_t taken = 0;;) {
+    if (residual_norm() <= target) {
       if (since_recompute_ > 0) recompute_residual();  // confirm without drift
       if (residual_norm() <= target) return true;
     }
     if (taken >= budget) break;
     if (config_.kind == "kaczmarz") {
-      kaczmarz_step();
-      if (++since_recompute_ >= recompute_interval_) recompute_residual();
+      const int batch = static_cast<int>(std::min<std::int64_t>(kKaczmarzBatch, budget - taken));
+      kaczmarz_batch(batch);
+      taken += batch;
+      if ((since_recompute_ += batch) >= recompute_interval_) recompute_residual();
     } else {
       block_step(config_.block_size);
+      ++taken;
     }
   }
   recompute_residual();
   return residual_norm() <= target;
 }
 
-void DistributedSketchSolver::kaczmarz_step() {
-  Random random(config_.seed, sketch_step_purpose(config_, purpose_, steps_), 0);
-  ++steps_;
-  PetscInt i;
-  if (config_.rownorm_weights && cumulative_.back() > 0) {
-    const double u = random.uniform() * cumulative_.back();
-    i = std::upper_bound(cumulative_.begin(), cumulative_.end(), u) - cumulative_.begin();
-    i = std::min<PetscInt>(i, N_ - 1);
-  } else {
-    i = static_cast<PetscInt>(random.below(static_cast<std::uint64_t>(N_)));
+void DistributedSketchSolver::kaczmarz_batch(int steps) {
+  // The rows of the batch, drawn by every rank alike.
+  std::vector<PetscInt> rows(steps);
+  for (int k = 0; k < steps; ++k) {
+    Random random(config_.seed, sketch_step_purpose(config_, purpose_, steps_ + k), 0);
+    PetscInt i;
+    if (config_.rownorm_weights && cumulative_.back() > 0) {
+      const double u = random.uniform() * cumulative_.back();
+      i = std::upper_bound(cumulative_.begin(), cumulative_.end(), u) - cumulative_.begin();
+      i = std::min<PetscInt>(i, N_ - 1);
+    } else {
+      i = static_cast<PetscInt>(random.below(static_cast<std::uint64_t>(N_)));
+    }
+    rows[k] = petsc_of_natural_[i];
   }
-  const PetscInt p = petsc_of_natural_[i];
-  const int owner = owner_of_natural_[i];
-  int rank;
-  MPI_Comm_rank(comm_, &rank);
+  steps_ += steps;
+  // Each owner packs its rows of the batch: k, r_p (batch start), count, (column, value)...
   PetscScalar* r;
   PARASOL_PETSC(VecGetArray(r_, &r));
-  if (rank == owner) {  // r_p, |K_p|^2, count, then (column, value) pairs
+  std::vector<double> mine;
+  for (int k = 0; k < steps; ++k) {
+    const PetscInt p = rows[k];
+    if (p < lo_ || p >= hi_) continue;
     const PetscInt j = p - lo_;
-    buffer_[0] = r[j];
-    buffer_[1] = row_norm2_[j];
-    buffer_[2] = static_cast<double>(row_ptr_[j + 1] - row_ptr_[j]);
-    std::size_t at = 3;
-    for (PetscInt k = row_ptr_[j]; k < row_ptr_[j + 1]; ++k) {
-      buffer_[at++] = static_cast<double>(row_col_[k]);
-      buffer_[at++] = row_val_[k];
+    mine.push_back(k);
+    mine.push_back(r[j]);
+    mine.push_back(static_cast<double>(row_ptr_[j + 1] - row_ptr_[j]));
+    for (PetscInt e = row_ptr_[j]; e < row_ptr_[j + 1]; ++e) {
+      mine.push_back(static_cast<double>(row_col_[e]));
+      mine.push_back(row_val_[e]);
     }
   }
-  MPI_Bcast(buffer_.data(), static_cast<int>(buffer_.size()), MPI_DOUBLE, owner, comm_);
-  const double norm2 = buffer_[1];
-  const int count = static_cast<int>(buffer_[2]);
-  if (!(norm2 > 0)) {
-    PARASOL_PETSC(VecRestoreArray(r_, &r));
-    return;
+  int size;
+  MPI_Comm_size(comm_, &size);
+  int count = static_cast<int>(mine.size());
+  std::vector<int> counts(size), displs(size, 0);
+  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
+  for (int q = 1; q < size; ++q) displs[q] = displs[q - 1] + counts[q - 1];
+  std::vector<double> all(displs[size - 1] + counts[size - 1]);
+  MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(),
+                 MPI_DOUBLE, comm_);
+  // Unpack: where each step's row starts in `all` (a row drawn twice is packed twice).
+  std::vector<std::size_t> at(steps);
+  for (std::size_t pos = 0; pos < all.size();) {
+    at[static_cast<int>(all[pos])] = pos;
+    pos += 3 + 2 * static_cast<std::size_t>(all[pos + 2]);
   }
-  const double alpha = buffer_[0] / norm2;
+  auto length = [&](int k) { return static_cast<int>(all[at[k] + 2]); };
+  auto col = [&](int k, int e) { return static_cast<PetscInt>(all[at[k] + 3 + 2 * e]); };
+  auto val = [&](int k, int e) { return all[at[k] + 4 + 2 * e]; };
+  // K_{i_k} . K_{i_j} for sorted sparse rows.
+  auto row_dot = [&](int a, int b) {
+    double sum = 0;
+    for (int ea = 0, eb = 0; ea < length(a) && eb < length(b);) {
+      const PetscInt ca = col(a, ea), cb = col(b, eb);
+      if (ca == cb) sum += val(a, ea++) * val(b, eb++);
+      else if (ca < cb) ++ea;
+      else ++eb;
+    }
+    return sum;
+  };
+  // Step sizes, sequentially as the single steps would take them.
+  std::vector<double> alpha(steps, 0.0);
+  for (int k = 0; k < steps; ++k) {
+    const double norm2 = row_dot(k, k);
+    if (!(norm2 > 0)) continue;
+    double rk = all[at[k] + 1];
+    for (int j = 0; j < k; ++j)
+      if (alpha[j] != 0) rk -= alpha[j] * row_dot(k, j);
+    alpha[k] = rk / norm2;
+  }
+  // z -= alpha_k K_{i_k} and r -= alpha_k K K_{i_k} on this rank's entries.
   PetscScalar* z;
   PARASOL_PETSC(VecGetArray(z_, &z));
-  if (config_.momentum != 0) {
-    // Heavy ball: z+ = z - d + beta (z - z_prev) (and r alike): a dense O(local) update.
-    const PetscInt local = hi_ - lo_;
-    PetscScalar *zp, *rp;
-    PARASOL_PETSC(VecGetArray(z_prev_, &zp));
-    PARASOL_PETSC(VecGetArray(r_prev_, &rp));
-    for (PetscInt j = 0; j < local; ++j) {
-      const double zn = z[j] + config_.momentum * (z[j] - zp[j]);
-      const double rn = r[j] + config_.momentum * (r[j] - rp[j]);
-      zp[j] = z[j], rp[j] = r[j];
-      z[j] = zn, r[j] = rn;
+  for (int k = 0; k < steps; ++k) {
+    if (alpha[k] == 0) continue;
+    for (int e = 0; e < length(k); ++e) {
+      const PetscInt c = col(k, e);
+      const double value = val(k, e);  // K_{i,c} = K_{c,i}
+      if (c >= lo_ && c < hi_) z[c - lo_] -= alpha[k] * value;
+      for (PetscInt q = col_ptr_[c]; q < col_ptr_[c + 1]; ++q)
+        r[col_row_[q]] -= alpha[k] * value * col_val_[q];
     }
-    PARASOL_PETSC(VecRestoreArray(z_prev_, &zp));
-    PARASOL_PETSC(VecRestoreArray(r_prev_, &rp));
-  }
-  for (int e = 0; e < count; ++e) {
-    const PetscInt col = static_cast<PetscInt>(buffer_[3 + 2 * e]);
-    const double value = buffer_[4 + 2 * e];  // K_{p,col} = K_{col,p}
-    if (col >= lo_ && col < hi_) z[col - lo_] -= alpha * value;
-    // r -= alpha K K_p: column `col` of K restricted to this rank's rows.
-    for (PetscInt k = col_ptr_[col]; k < col_ptr_[col + 1]; ++k)
-      r[col_row_[k]] -= alpha * value * col_val_[k];
   }
   PARASOL_PETSC(VecRestoreArray(z_, &z));
   PARASOL_PETSC(VecRestoreArray(r_, &r));
@@ -210,8 +226,15 @@ void DistributedSketchSolver::block_step(int s) {
   std::vector<PetscScalar*> S(s);
   for (int j = 0; j < s; ++j) PARASOL_PETSC(VecGetArray(S_[j], &S[j]));
   for (PetscInt i = 0; i < local; ++i) {
-    Random random(config_.seed, purpose, static_cast<std::uint64_t>(natural_local_[i]));
-    for (int j = 0; j < s; ++j) S[j][i] = random.normal();
+    const auto q = static_cast<std::uint64_t>(natural_local_[i]);
+    if (config_.kind == "gaussian") {  // as the dense solver: normal q % 2 of the pair q / 2
+      Random random(config_.seed, purpose, q / 2);
+      S[0][i] = random.normal();
+      if (q % 2 == 1) S[0][i] = random.normal();
+    } else {
+      Random random(config_.seed, purpose, q);
+      for (int j = 0; j < s; ++j) S[j][i] = random.normal();
+    }
   }
   for (int j = 0; j < s; ++j) PARASOL_PETSC(VecRestoreArray(S_[j], &S[j]));
   for (int j = 0; j < s; ++j) PARASOL_PETSC(MatMult(K_, S_[j], KS_[j]));
@@ -253,13 +276,6 @@ void DistributedSketchSolver::block_step(int s) {
   }
   std::vector<PetscScalar> minus_y(s);
   for (int j = 0; j < s; ++j) minus_y[j] = -y[j];
-  if (config_.momentum != 0) {
-    // z+ = z - KS y + beta (z - z_prev)
-    if (!work_) PARASOL_PETSC(VecDuplicate(z_, &work_));
-    PARASOL_PETSC(VecCopy(z_, work_));
-    PARASOL_PETSC(VecAXPBY(z_, -config_.momentum, 1.0 + config_.momentum, z_prev_));
-    std::swap(work_, z_prev_);
-  }
   PARASOL_PETSC(VecMAXPY(z_, s, minus_y.data(), KS_.data()));
   // r = K z - b afresh: costs one MatMult, as the incremental update K (KS y) would.
   recompute_residual();

@@ -58,9 +58,6 @@ Options read_options(MPI_Comm comm, const Options& d) {
       r.integer("block_size", "directions per step of the block sketch", d.block_size, 1));
   o.max_sketch_steps = r.integer("max_sketch_steps", "sketch steps per iteration at most",
                                  d.max_sketch_steps, 1);
-  o.momentum = r.real("momentum",
-                      "heavy-ball momentum beta of the sketch iterations (0: plain projections)",
-                      d.momentum, 0, 1);
   o.accelerate = r.flag("accelerate",
                         "Nesterov-accelerated gaussian/kaczmarz sketching (n + m <= dense_limit)",
                         d.accelerate);

@@ -27,6 +27,7 @@ DenseSketchSolver::DenseSketchSolver(const Eigen::MatrixXd& K, const Eigen::Vect
   cumulative_.resize(row_norms2_.size());
   double total = 0;
   for (Eigen::Index i = 0; i < row_norms2_.size(); ++i) cumulative_[i] = (total += row_norms2_[i]);
+  z_start_ = z_;
   if (accelerated()) {
     v_ = z_;
     rv_ = r_;
@@ -41,6 +42,7 @@ void DenseSketchSolver::warm_start(const Eigen::VectorXd& z0) {
   const double denom = Kz0.squaredNorm();
   if (!(denom > 0)) return;
   z_ = (Kz0.dot(b_) / denom) * z0;
+  z_start_ = z_;
   if (accelerated()) v_ = z_;
   recompute_residual();
 }
@@ -66,6 +68,14 @@ bool DenseSketchSolver::run(double target, std::int64_t budget) {
     if (taken >= budget) break;
     step();
     if (++since_recompute_ >= recompute_interval_) recompute_residual();
+    if (accelerated() && !(r_.squaredNorm() <= 1e6 * b_.squaredNorm())) {
+      // The acceleration parameters are wrong for this K (mu too large or nu too small:
+      // for gaussian they are an estimate): the iteration diverges. Continue without
+      // acceleration from the start point (0 or the warm start).
+      config_.mu = config_.nu = 0;
+      z_ = z_start_;
+      recompute_residual();
+    }
   }
   recompute_residual();
   return r_.norm() <= target;
@@ -93,9 +103,13 @@ Eigen::Index DenseSketchSolver::projection(const Eigen::VectorXd& r, double* a,
   }
   if (config_.kind == "gaussian") {
     // Sketch-and-project with S ~ N(0, I): project onto {z : S^T K z = S^T b}.
+    // Entry i is normal number i % 2 of Random(seed, purpose, i / 2) (Box-Muller pairs).
     Eigen::VectorXd S(N);
-    for (Eigen::Index i = 0; i < N; ++i)
-      S[i] = Random(config_.seed, purpose, static_cast<std::uint64_t>(i)).normal();
+    for (Eigen::Index i = 0; i < N; i += 2) {
+      Random random(config_.seed, purpose, static_cast<std::uint64_t>(i / 2));
+      S[i] = random.normal();
+      if (i + 1 < N) S[i + 1] = random.normal();
+    }
     d_z->noalias() = K_ * S;  // K symmetric: (S^T K)^T
     const double denom = d_z->squaredNorm();
     const double alpha = denom > 0 ? S.dot(r) / denom : 0.0;

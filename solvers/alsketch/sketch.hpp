@@ -26,9 +26,6 @@ struct SketchConfig {
   std::uint64_t seed = 2023;
   bool rownorm_weights = false;  // kaczmarz: rows drawn with probability |K_i|^2 / |K|_F^2
   int block_size = 8;            // block: columns of S
-  // Heavy-ball momentum z+ = z - (projection step) + momentum (z - z_prev) (Loizou and
-  // Richtarik 2020); 0 = plain sketch-and-project. Distributed path only.
-  double momentum = 0.0;
   // Dense path: Nesterov-accelerated sketch-and-project (Gower, Hanzely, Richtarik, Stich 2018;
   // for kaczmarz the accelerated randomized Kaczmarz of Liu and Wright 2016) with parameters
   // mu = lambda_min(E[Z]) and nu (E[Z E[Z]^-1 Z] <= nu E[Z]), Z the projection of one step.
@@ -72,7 +69,7 @@ class DenseSketchSolver {
   bool accelerated() const { return config_.mu > 0 && config_.nu > 0; }
   const Eigen::MatrixXd& K_;
   Eigen::MatrixXd K2_;  // K^2: the residual change of a step along direction d is K (K ... )
-  Eigen::VectorXd b_, z_, r_;
+  Eigen::VectorXd b_, z_, r_, z_start_;
   Eigen::VectorXd v_, rv_, y_, ry_;  // acceleration: the auxiliary sequence v, the point y
   SketchConfig config_;
   std::uint64_t purpose_;
@@ -83,9 +80,11 @@ class DenseSketchSolver {
 // Sketching on the distributed KKT matrix K (assembled AIJ for kaczmarz; any Mat with MatMult
 // for gaussian/block) without gathering it. `natural` is the natural index of each local row
 // (x entries 0..n-1, c entries n..n+m-1), so the draws do not depend on the layout.
-//  - kaczmarz: every rank draws the same row i; its owner broadcasts the row (indices, values)
-//    and r_i, every rank updates its part of z (sparse) and of r = K z - b through its local
-//    column access of K (K symmetric: r -= alpha K K_i, no further communication).
+//  - kaczmarz: every rank draws the same rows i_1..i_B of a batch of B steps; their owners
+//    share the rows and r_i at the batch start (one MPI_Allgatherv); every rank then computes
+//    the B step sizes sequentially, exactly as B single steps would (r_{i_k} before step k is
+//    r_{i_k} at the start minus sum_{j<k} alpha_j K_{i_k}.K_{i_j}), and updates its part of z
+//    (sparse) and of r = K z - b through its local column access of K (r -= alpha K K_i).
 //  - gaussian/block: S has entries Random(seed, step, natural index); K S by MatMult, the small
 //    s x s projection solved with Eigen; r = K z - b updated incrementally with one more MatMult.
 class DistributedSketchSolver {
@@ -102,19 +101,18 @@ class DistributedSketchSolver {
   std::int64_t steps() const { return steps_; }
 
  private:
-  void kaczmarz_step();
+  void kaczmarz_batch(int steps);
   void block_step(int s);
   void recompute_residual();
   MPI_Comm comm_;
   Mat K_;
-  Vec b_, z_ = nullptr, r_ = nullptr, z_prev_ = nullptr, r_prev_ = nullptr, work_ = nullptr;
+  Vec b_, z_ = nullptr, r_ = nullptr;
   std::vector<Vec> S_, KS_;
   SketchConfig config_;
   std::uint64_t purpose_;
   PetscInt lo_ = 0, hi_ = 0, N_ = 0;
   std::vector<PetscInt> natural_local_;
   std::vector<PetscInt> petsc_of_natural_;  // kaczmarz: global PETSc row of natural row i
-  std::vector<int> owner_of_natural_;
   std::vector<double> cumulative_;  // kaczmarz rownorm: cumulative |K_i|^2 in natural order
   // kaczmarz: local rows in CSR and the same entries by column (CSC over global columns).
   std::vector<PetscInt> row_ptr_, row_col_;
@@ -122,8 +120,6 @@ class DistributedSketchSolver {
   std::vector<PetscInt> col_ptr_;        // size N + 1 (global columns)
   std::vector<PetscInt> col_row_;        // local row offsets
   std::vector<double> col_val_;
-  int max_row_ = 0;
-  std::vector<double> buffer_;
   std::int64_t steps_ = 0, since_recompute_ = 0, recompute_interval_ = 64;
 };
 

@@ -118,7 +118,6 @@ detail::SketchConfig sketch_config(const Options& o, double mu = 0, double nu = 
   config.seed = o.seed;
   config.rownorm_weights = o.kaczmarz_weights == "rownorm";
   config.block_size = o.block_size;
-  config.momentum = o.momentum;
   config.mu = mu;
   config.nu = nu;
   return config;
@@ -176,7 +175,6 @@ bool Options::IsValid(std::string* why) const {
     return fail("-alsketch_kaczmarz_weights must be uniform or rownorm");
   if (block_size < 1) return fail("-alsketch_block_size must be >= 1");
   if (max_sketch_steps < 1) return fail("-alsketch_max_sketch_steps must be >= 1");
-  if (!(momentum >= 0 && momentum < 1)) return fail("-alsketch_momentum must be in [0, 1)");
   if (!(tol > 0)) return fail("-tol must be > 0");
   if (!(eta1 > 0) || !(eta2 > 0)) return fail("-alsketch_eta1 and -alsketch_eta2 must be > 0");
   if (!(delta > 0) || !(delta_min > 0)) return fail("-alsketch_delta(_min) must be > 0");
