@@ -13,7 +13,7 @@ namespace parasol::alsketch::detail {
 
 // Kaczmarz steps per collective (the iterates are those of single steps; the residual norm is
 // checked once per batch).
-constexpr int kKaczmarzBatch = 32;
+constexpr int kKaczmarzBatch = 64;
 
 DistributedSketchSolver::DistributedSketchSolver(Mat K, Vec b, const std::vector<PetscInt>& natural,
                                                  const SketchConfig& config, std::uint64_t key)
