@@ -148,6 +148,11 @@ struct Options {
   std::string kaczmarz_weights = "uniform";  // uniform | rownorm
   int block_size = 8;                       // block sketch: columns of S
   std::int64_t max_sketch_steps = 100000;   // per outer iteration
+  // Nesterov-accelerated sketch-and-project on the dense path (n + m <= dense_limit), with the
+  // parameters from the exact spectrum of K (gaussian and kaczmarz).
+  bool accelerate = false;
+  // Start each iteration's sketch from the previous direction, scaled to minimize |K z - b|.
+  bool warm_start = false;
   double tol = 1e-8;                        // KKT residual for convergence
   std::uint64_t seed = 2023;
   double eta1 = 1.0;         // initial penalty on |c|^2

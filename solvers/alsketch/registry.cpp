@@ -58,6 +58,12 @@ Options read_options(MPI_Comm comm, const Options& d) {
       r.integer("block_size", "directions per step of the block sketch", d.block_size, 1));
   o.max_sketch_steps = r.integer("max_sketch_steps", "sketch steps per iteration at most",
                                  d.max_sketch_steps, 1);
+  o.accelerate = r.flag("accelerate",
+                        "Nesterov-accelerated gaussian/kaczmarz sketching (n + m <= dense_limit)",
+                        d.accelerate);
+  o.warm_start = r.flag("warm_start",
+                        "start each sketch from the previous direction (scaled least squares)",
+                        d.warm_start);
   o.eta1 = r.real("eta1", "initial penalty eta1 on |c|^2", d.eta1, 0);
   o.eta2 = r.real("eta2", "initial penalty eta2 on |grad_x L|^2", d.eta2, 0);
   o.delta = r.real("delta", "initial accuracy parameter delta", d.delta, 0);

@@ -2,7 +2,8 @@
 // distributed PETSc vectors and matrices; the quantities the accuracy condition needs
 // (lambda_min(G G^T), lambda_min of the reduced Hessian, norms) and the sketching itself work
 // on a copy of the KKT matrix gathered to every rank in natural order, for problems small
-// enough (-alsketch_dense_limit); `ksp` solves the distributed KKT matrix with PETSc.
+// enough (-alsketch_dense_limit); above it Lanczos estimates and the sketches act on the
+// distributed KKT matrix (DistributedSketchSolver); `ksp` solves it with PETSc.
 #include <parasol/alsketch.hpp>
 #include <parasol/error.hpp>
 #include <parasol/h5.hpp>
@@ -111,6 +112,44 @@ PetscErrorCode hessian_shell_mult(Mat A, Vec v, Vec Hv) {
   return 0;
 }
 
+detail::SketchConfig sketch_config(const Options& o, double mu = 0, double nu = 0) {
+  detail::SketchConfig config;
+  config.kind = o.sketch;
+  config.seed = o.seed;
+  config.rownorm_weights = o.kaczmarz_weights == "rownorm";
+  config.block_size = o.block_size;
+  config.mu = mu;
+  config.nu = nu;
+  return config;
+}
+
+// Parameters (mu, nu) of the accelerated sketch-and-project on the dense K (sketch.hpp), Z the
+// projection of one step, mu = lambda_min(E[Z]), E[Z E[Z]^-1 Z] <= nu E[Z]:
+//  - kaczmarz, uniform rows (Z_i = k_i k_i^T/|k_i|^2): E[Z] = K D^-2 K / N, D = diag |k_i|;
+//    mu = sigma_min(D^-1 K)^2 / N, nu = N (every leverage score of a nonsingular D^-1 K is 1).
+//  - kaczmarz, row-norm weights: E[Z] = K^2/|K|_F^2, mu = sigma_min^2/|K|_F^2,
+//    nu = |K|_F^2 / min |k_i|^2.
+//  - gaussian (Z = u u^T/|u|^2, u = K S): E[Z] >= K^2/|K|_F^2 approximately (the denominator
+//    |K S|^2 barely depends on the component of S along a small singular direction), so
+//    mu = sigma_min^2/|K|_F^2 and nu = N as for normalized rows; checked on the HS problems.
+// block: not accelerated (0, 0). sigma_min = 0 (singular K): not accelerated.
+std::pair<double, double> acceleration_parameters(const Eigen::MatrixXd& K, double sigma_min,
+                                                  const Options& o) {
+  const double N = static_cast<double>(K.rows());
+  const Eigen::VectorXd row_norms2 = K.rowwise().squaredNorm();
+  const double frobenius2 = row_norms2.sum();
+  if (!(sigma_min > 0) || !(row_norms2.minCoeff() > 0)) return {0.0, 0.0};
+  if (o.sketch == "kaczmarz" && o.kaczmarz_weights == "uniform") {
+    const Eigen::MatrixXd A = row_norms2.cwiseSqrt().cwiseInverse().asDiagonal() * K;
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(A * A.transpose(), Eigen::EigenvaluesOnly);
+    return {std::max(0.0, eig.eigenvalues().minCoeff()) / N, N};
+  }
+  if (o.sketch == "kaczmarz")
+    return {sigma_min * sigma_min / frobenius2, frobenius2 / row_norms2.minCoeff()};
+  if (o.sketch == "gaussian") return {sigma_min * sigma_min / frobenius2, N};
+  return {0.0, 0.0};
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ registry / options
@@ -180,6 +219,7 @@ struct Solver::Impl {
   KSP ksp = nullptr;
   bool point_valid = false;  // g, c, J, gradL, f hold the values at the current x, lambda
   bool hessian_valid = false;  // H holds the Hessian at the current x, lambda (prepare())
+  Eigen::VectorXd previous_direction;  // the last dense sketch solution (warm start)
   double f = 0;
 
   explicit Impl(Problem& p) : problem(p), comm(p.comm()) {}
@@ -529,6 +569,11 @@ struct Solver::Impl {
         PARASOL_PETSC(PCApply(pc, bv, zv));
       }
     }
+    fill_rhs();
+  }
+
+  // b = -(grad_x L, c), the right-hand side of the KKT system.
+  void fill_rhs() {
     copy_in(bv, kkt_rows[0], gradL, -1.0);
     copy_in(bv, kkt_rows[1], c, -1.0);
   }
@@ -655,6 +700,26 @@ struct Solver::Impl {
   MatStamp spectrum_H, spectrum_J;
   double cached_h_min = 0, cached_h_max = 0, cached_xi_G = 1, cached_G_norm = 0;
 
+  // The natural KKT index (x: 0..n-1, c: n..n+m-1) of each local row of K.
+  std::vector<PetscInt> kkt_natural() {
+    PetscInt lo, hi;
+    PARASOL_PETSC(MatGetOwnershipRange(K, &lo, &hi));
+    std::vector<PetscInt> out(hi - lo, 0);
+    for (int block = 0; block < 2; ++block) {
+      const std::vector<PetscInt>& natural = block == 0 ? x_natural : c_natural;
+      const PetscInt offset = block == 0 ? 0 : n;
+      PetscInt count;
+      const PetscInt* idx;
+      PARASOL_PETSC(ISGetLocalSize(kkt_rows[block], &count));
+      check_all(comm, count == static_cast<PetscInt>(natural.size()),
+                "alsketch: KKT row layout does not match the problem's local sizes");
+      PARASOL_PETSC(ISGetIndices(kkt_rows[block], &idx));
+      for (PetscInt k = 0; k < count; ++k) out[idx[k] - lo] = offset + natural[k];
+      PARASOL_PETSC(ISRestoreIndices(kkt_rows[block], &idx));
+    }
+    return out;
+  }
+
   void random_fill(Vec v, const std::vector<PetscInt>& natural, std::uint64_t seed,
                    std::uint64_t offset) {
     PetscScalar* a;
@@ -719,11 +784,12 @@ Solver::Solver(Problem& problem, const Options& options)
     PARASOL_PETSC(MatShellSetOperation(s.H, MATOP_MULT,
                                        reinterpret_cast<void (*)(void)>(hessian_shell_mult)));
   }
-  if (options.sketch != "ksp" && s.n + s.m > options.dense_limit)
+  if (options.sketch == "kaczmarz" && !s.hessian_assembled && s.n + s.m > options.dense_limit)
     throw Error("alsketch: problem '" + problem.name() + "' has n + m = " +
                 std::to_string(s.n + s.m) + " > -alsketch_dense_limit " +
                 std::to_string(options.dense_limit) +
-                "; the sketching solvers work on a gathered KKT matrix, use -alsketch_sketch ksp");
+                " and no assembled Hessian; distributed kaczmarz needs the rows of K (use "
+                "gaussian, block or ksp)");
   if (options.sketch == "ksp") s.create_ksp(options);
   problem.initial_point(x_, lambda_);
 }
@@ -802,7 +868,7 @@ StepReport Solver::step(std::int64_t iteration) {
 
   // 2. What the accuracy condition needs: lambda_min(G G^T), |G|, the spectrum of H, the
   // smallest eigenvalue of the reduced Hessian Z^T H Z, |K|. Small problems: exact, from a
-  // dense copy in natural order on every rank. Large ones (ksp only): Lanczos estimates on
+  // dense copy in natural order on every rank. Large ones: Lanczos estimates on
   // the distributed operators, and the reduced Hessian bounded below by lambda_min(H).
   if (!s.hessian_valid) s.evaluate_hessian(x_, lambda_);
   s.hessian_valid = false;
@@ -908,9 +974,15 @@ StepReport Solver::step(std::int64_t iteration) {
   delta_ = std::max(std::min(delta_, delta_trial(eta1_, eta2_)), o.delta_min);
 
   Eigen::MatrixXd Kd;
+  double accel_mu = 0, accel_nu = 0;
   Eigen::VectorXd b, c_d, a_gradL, a_Gtc, a_HgradL, a_GgradL;
   double K_norm = 0, b_norm = kkt;
-  if (use_ksp) s.prepare_kkt(shift, o, x_, lambda_);
+  if (use_ksp)
+    s.prepare_kkt(shift, o, x_, lambda_);
+  else if (!dense) {
+    s.build_kkt(shift, false);  // the distributed sketches act on the assembled K
+    s.fill_rhs();
+  }
   if (dense) {
     Kd = Eigen::MatrixXd::Zero(n + m, n + m);
     Kd.topLeftCorner(n, n) = Hd + shift * Eigen::MatrixXd::Identity(n, n);
@@ -918,6 +990,9 @@ StepReport Solver::step(std::int64_t iteration) {
     Kd.bottomLeftCorner(m, n) = Gd;
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> keig(Kd, Eigen::EigenvaluesOnly);
     K_norm = keig.eigenvalues().cwiseAbs().maxCoeff();
+    if (o.accelerate && !use_ksp)
+      std::tie(accel_mu, accel_nu) =
+          acceleration_parameters(Kd, keig.eigenvalues().cwiseAbs().minCoeff(), o);
     a_gradL = gather_natural(s.gradL, s.x_natural);
     c_d = gather_natural(s.c, s.c_natural);
     b.resize(n + m);
@@ -933,7 +1008,7 @@ StepReport Solver::step(std::int64_t iteration) {
     // below is, if anything, stricter. It only sets the KSP tolerance (see the solve).
     K_norm = B_norm + G_norm;
   }
-  if (use_ksp) s.slope_pieces();
+  if (use_ksp || !dense) s.slope_pieces();
   const double theta = o.sharpen ? std::min(1.0, kkt) : 1.0;
   auto target = [&]() { return theta * delta_ * b_norm / (K_norm * psi); };
   auto dense_slope = [&](const Eigen::VectorXd& z) {
@@ -948,10 +1023,14 @@ StepReport Solver::step(std::int64_t iteration) {
   std::int64_t sketch_steps = 0;
   Eigen::VectorXd z;
   std::unique_ptr<detail::DenseSketchSolver> sketcher;
-  if (!use_ksp)
+  std::unique_ptr<detail::DistributedSketchSolver> distributed;
+  if (!use_ksp && !dense)
+    distributed = std::make_unique<detail::DistributedSketchSolver>(
+        s.K, s.bv, s.kkt_natural(), sketch_config(o), static_cast<std::uint64_t>(iteration));
+  else if (!use_ksp)
     sketcher = std::make_unique<detail::DenseSketchSolver>(
-        Kd, b, o.sketch, o.seed, static_cast<std::uint64_t>(iteration),
-        o.kaczmarz_weights == "rownorm", o.block_size);
+        Kd, b, sketch_config(o, accel_mu, accel_nu), static_cast<std::uint64_t>(iteration));
+  if (sketcher && o.warm_start) sketcher->warm_start(s.previous_direction);
   bool solved_once = false;
   double ksp_rtol = use_ksp ? s.ksp_rtol : 0;
   double slope = 0, residual = 0;
@@ -972,6 +1051,14 @@ StepReport Solver::step(std::int64_t iteration) {
       }
       for (int refine = 0; refine < 3 && residual > wanted(); ++refine, ++sketch_steps)
         residual = s.ksp_solve(wanted() / b_norm, true);
+      slope = s.petsc_slope(eta1_, eta2_);
+    } else if (distributed) {
+      const std::int64_t budget = o.max_sketch_steps - distributed->steps();
+      if (budget > 0) distributed->run(target(), budget);
+      sketch_steps = distributed->steps();
+      residual = distributed->residual_norm();
+      s.copy_out(distributed->z(), s.kkt_rows[0], s.dx);
+      s.copy_out(distributed->z(), s.kkt_rows[1], s.dl);
       slope = s.petsc_slope(eta1_, eta2_);
     } else {
       const std::int64_t budget = o.max_sketch_steps - sketcher->steps();
@@ -1000,7 +1087,8 @@ StepReport Solver::step(std::int64_t iteration) {
   last_sketch_.rhs_norm = b_norm;
   last_sketch_.target = target();
   last_sketch_.accuracy_met = residual <= last_sketch_.target;
-  if (!use_ksp) {
+  if (sketcher) {
+    s.previous_direction = z;
     scatter_natural(z, 0, s.dx, s.x_natural);
     scatter_natural(z, n, s.dl, s.c_natural);
   }
@@ -1062,6 +1150,11 @@ void Solver::save_state(h5::File& file, const std::string& group) const {
                                 static_cast<double>(summary_.function_evaluations),
                                 static_cast<double>(summary_.hessian_modifications)},
             {8});
+  if (s.previous_direction.size() > 0)  // the warm start of the next sketch
+    h5::write(file, group + "/direction",
+              std::vector<double>(s.previous_direction.data(),
+                                  s.previous_direction.data() + s.previous_direction.size()),
+              {static_cast<std::uint64_t>(s.previous_direction.size())});
 }
 
 void Solver::load_state(const h5::File& file, const std::string& group) {
@@ -1084,6 +1177,13 @@ void Solver::load_state(const h5::File& file, const std::string& group) {
   summary_.hessian_modifications = static_cast<std::int64_t>(p[7]);
   s.point_valid = false;
   s.hessian_valid = false;
+  s.previous_direction.resize(0);
+  if (file.exists(group + "/direction")) {
+    std::vector<double> d = h5::read_doubles(file, group + "/direction");
+    check_all(s.comm, static_cast<PetscInt>(d.size()) == s.n + s.m,
+              "alsketch: checkpoint " + file.path() + ": direction has the wrong size");
+    s.previous_direction = Eigen::Map<Eigen::VectorXd>(d.data(), s.n + s.m);
+  }
 }
 
 void Solver::write_solution(h5::File& file) const {

@@ -3,10 +3,12 @@
 // (relative to max(1, |f*|)) of the published value.
 //
 // Degenerate problems (hs26, hs46, hs47, hs49: no second-order sufficiency at x*, the KKT
-// matrix becomes singular as x -> x*) are solved to 1e-8 with ksp only: a one-direction sketch
-// needs O(|K|_F^2 / sigma_min(K)^2) steps per digit, which grows without bound there.
-// hs26 and hs47 are checked with the sketches at KKT 1e-5 (objective still to 1e-6); hs46 and
-// hs49 (sixth-power terms) are left to ksp (docs/alsketch.md, "Limits").
+// matrix becomes singular as x -> x*) need many sketch steps per digit near x* (plain
+// projections: |K|_F^2/sigma_min(K)^2, which grows without bound). The sketches solve them
+// with the accelerated sketch-and-project (steps ~ sqrt(nu/mu) ~ N |K_i|/sigma_min) and the
+// warm start from the previous direction (-alsketch_accelerate, -alsketch_warm_start).
+// hs46 with the sketches needs 3e6 steps per iteration (25-60 s): measured, not run here
+// (docs/alsketch.md, "Limits").
 #include <gtest/gtest.h>
 #include <parasol/alsketch.hpp>
 
@@ -35,7 +37,7 @@ std::vector<Case> cases() {
   std::vector<Case> out;
   for (const auto& p : hs_problem_names())
     for (const char* s : {"gaussian", "kaczmarz", "ksp"}) {
-      if ((p == "hs46" || p == "hs49") && std::string(s) != "ksp") continue;
+      if (p == "hs46" && std::string(s) != "ksp") continue;
 #ifdef ALSKETCH_LONG
       if (slow(p, s)) out.push_back({p, s});
 #else
@@ -55,8 +57,12 @@ TEST_P(HsProblems, ReachesPublishedOptimum) {
   ASSERT_TRUE(problem->known_objective().has_value());
   Options options;
   options.sketch = c.sketch;
-  const bool relaxed = degenerate(c.problem) && c.sketch != "ksp";
-  options.tol = relaxed ? 1e-5 : 1e-8;
+  options.tol = 1e-8;
+  if (degenerate(c.problem) && c.sketch != "ksp") {
+    options.accelerate = true;
+    options.warm_start = true;
+    options.max_sketch_steps = 200000;
+  }
   Summary summary = Solve(*problem, options, 300);
   const double f_star = *problem->known_objective();
   EXPECT_EQ(summary.status, parasol::Status::Converged) << summary.BriefReport();

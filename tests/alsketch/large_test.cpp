@@ -6,6 +6,8 @@
 #include <parasol/partition.hpp>
 #include <parasol/random.hpp>
 
+#include "parasol_test.hpp"
+
 #include <cmath>
 #include <cstdio>
 
@@ -19,11 +21,19 @@ struct Solution {
   Summary summary;
 };
 
+// dense_limit = 1: the sketches run distributed, on the PETSc KKT matrix.
+Options distributed_options(std::int64_t max_sketch_steps = Options().max_sketch_steps) {
+  Options options;
+  options.dense_limit = 1;
+  options.max_sketch_steps = max_sketch_steps;
+  return options;
+}
+
 Solution solve(Problem& problem, const std::string& sketch, std::int64_t max_it,
-               const Options& defaults = {}) {
+               const Options& defaults = {}, double tol = 1e-9) {
   Options options = defaults;
   options.sketch = sketch;
-  options.tol = 1e-9;
+  options.tol = tol;
   Solver solver(problem, options);
   parasol::CommonOptions common;
   common.max_it = max_it;
@@ -61,6 +71,9 @@ TEST(AlsketchLarge, PoissonSketchAgreesWithKsp) {
     EXPECT_EQ(exact.summary.iterations, 1);
     Solution sketched = solve(*problem, "kaczmarz", 200);
     expect_agree(sketched, exact, "poisson N=" + std::to_string(N));
+    // Distributed kaczmarz (no gathered K; rows shared by their owners in batches).
+    Solution distributed = solve(*problem, "kaczmarz", 200, distributed_options());
+    expect_agree(distributed, exact, "poisson N=" + std::to_string(N) + " distributed kaczmarz");
     // The KKT conditions hold at the ksp solution (checked independently of the solver):
     // grad f + J^T lambda = 0 with grad f = (w - w_true, 0.1 z), and J x = 0.
     EXPECT_EQ(exact.x.size(), 2 * N * N);
@@ -126,11 +139,41 @@ TEST(AlsketchLarge, LogregSketchAgreesWithKsp) {
     Solution sketched = solve(*problem, sketch, 100);
     expect_agree(sketched, exact, std::string("logreg ") + sketch);
   }
+  // Distributed sketching on the PETSc KKT matrix (n + m = 35 > dense_limit = 1), to KKT 1e-8
+  // (below, the Armijo test on the merit function is decided by round-off).
+  // (Distributed gaussian and block, one collective per step: the rank-count test below.)
+  for (const char* sketch : {"kaczmarz"}) {
+    Solution sketched = solve(*problem, sketch, 100, distributed_options(), 1e-8);
+    if (parasol::test::rank(comm) == 0) std::printf("  %s\n", sketched.summary.BriefReport().c_str());
+    expect_agree(sketched, exact, std::string("logreg distributed ") + sketch);
+  }
   // The constraints hold at the solution: |x| = 1.
   EXPECT_NEAR(exact.x.norm(), 1.0, 1e-8);
   int rank;
   MPI_Comm_rank(comm, &rank);
   MPI_Barrier(comm);
   if (rank == 0) std::remove(path.c_str());
+}
+#endif
+
+#ifndef ALSKETCH_LONG
+// The distributed sketches draw by natural index, so the iterates at any rank count are those
+// of one rank up to reduction round-off: after a few iterations (each ending at the sketch
+// budget or the accuracy condition) x and lambda on MPI_COMM_WORLD agree with a run of the
+// same problem on MPI_COMM_SELF to 1e-8 relative. (gaussian and block take one collective
+// per step: a short budget keeps the test fast.)
+TEST(AlsketchLarge, DistributedSketchIteratesDoNotDependOnRankCount) {
+  for (const char* sketch : {"kaczmarz", "gaussian", "block"}) {
+    auto world = make_problem("poisson", MPI_COMM_WORLD, {"", 3, 1});
+    auto self = make_problem("poisson", MPI_COMM_SELF, {"", 3, 1});
+    const std::int64_t iterations = 2;
+    const std::int64_t budget = std::string(sketch) == "kaczmarz" ? 100000 : 3000;
+    Solution a = solve(*world, sketch, iterations, distributed_options(budget));
+    Solution b = solve(*self, sketch, iterations, distributed_options(budget));
+    EXPECT_EQ(a.summary.iterations, iterations) << sketch;
+    EXPECT_EQ(a.summary.sketch_steps, b.summary.sketch_steps) << sketch;
+    EXPECT_LE((a.x - b.x).norm(), 1e-8 * b.x.norm()) << sketch;
+    EXPECT_LE((a.lambda - b.lambda).norm(), 1e-8 * b.lambda.norm()) << sketch;
+  }
 }
 #endif
