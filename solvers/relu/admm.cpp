@@ -48,17 +48,23 @@ std::int64_t first_row_of(MPI_Comm comm, std::int64_t local_rows) {
 
 std::vector<double> flat(const RowMatrix& M) { return std::vector<double>(M.data(), M.data() + M.size()); }
 
-// All ranks' row blocks of a row-major matrix with `cols` columns, in global row order.
-RowMatrix gather_rows(MPI_Comm comm, const RowMatrix& local, Eigen::Index cols) {
+// All ranks' row blocks of a row-major matrix with `cols` columns, in global row order,
+// written to `all` (room for every row). Counts are int: at most 2^31 - 1 entries in all.
+void gather_rows_into(MPI_Comm comm, const RowMatrix& local, Eigen::Index cols, double* all) {
   int size = 1;
   MPI_Comm_size(comm, &size);
   const int mine = static_cast<int>(local.rows() * cols);
   std::vector<int> counts(size), offsets(size, 0);
   MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
   for (int r = 1; r < size; ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
-  RowMatrix all((offsets.back() + counts.back()) / std::max<Eigen::Index>(1, cols), cols);
-  MPI_Allgatherv(local.data(), mine, MPI_DOUBLE, all.data(), counts.data(), offsets.data(), MPI_DOUBLE,
-                 comm);
+  MPI_Allgatherv(local.data(), mine, MPI_DOUBLE, all, counts.data(), offsets.data(), MPI_DOUBLE, comm);
+}
+
+RowMatrix gather_rows(MPI_Comm comm, const RowMatrix& local, Eigen::Index cols) {
+  std::int64_t rows = local.rows();
+  MPI_Allreduce(MPI_IN_PLACE, &rows, 1, MPI_INT64_T, MPI_SUM, comm);
+  RowMatrix all(rows, cols);
+  gather_rows_into(comm, local, cols, all.data());
   return all;
 }
 
@@ -98,11 +104,12 @@ struct Solver::Impl {
   Eigen::LLT<Eigen::MatrixXd> dense_factor;  // of A, when dense
   Eigen::LLT<Eigen::MatrixXd> block_factor;  // of the PCG block preconditioner C (d x d)
   // Woodbury: B = I_K kron C0 with C0 = I + g X^T X, and the n x n matrix (replicated)
-  // F B^{-1} F^T = (K/P) (Z Z^T) o (Delta Delta^T), Z = X L^{-T} (C0 = L L^T), whose
-  // shifted form I/a + F B^{-1} F^T is factored (a changes with rho for the squared loss).
+  // I/a + F B^{-1} F^T = I/a + (K/P) (Z Z^T) o (Delta Delta^T), Z = X L^{-T} (C0 = L L^T),
+  // Cholesky-factored in place (its lower triangle holds the factor): one n x n matrix per
+  // rank. a changes with rho for the squared loss: the matrix is then rebuilt.
   Eigen::LLT<Eigen::MatrixXd> base_factor;
-  RowMatrix woodbury_core;  // symmetric
-  Eigen::LLT<Eigen::MatrixXd> woodbury_factor;
+  Eigen::MatrixXd woodbury_factor;
+  bool base_ready = false;
   // RBCD: X^T X = Q diag(lambda) Q^T, so (s I + t X^T X)^{-1} costs two products with Q.
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> gram_eigen;
   std::int64_t pcg_iterations = 0;
@@ -246,30 +253,43 @@ void Solver::Impl::factorize() {
     return;
   }
   if (linear_solver == "woodbury") {
-    if (woodbury_core.size() == 0) {
-      // MPI counts are int: the n x n matrix must have fewer than 2^31 entries.
-      check_all(comm, n_global <= 46340,
-                "relu: -linear_solver woodbury needs n <= 46340 (an n x n factor on every rank); n = " +
-                    std::to_string(n_global) + ": use pcg");
+    // MPI counts are int: the n x n matrix must have fewer than 2^31 entries.
+    check_all(comm, n_global <= 46340,
+              "relu: -linear_solver woodbury needs n <= 46340 (an n x n factor on every rank); n = " +
+                  std::to_string(n_global) + ": use pcg");
+    if (!base_ready) {
       Eigen::MatrixXd C0 = g * XtX;
       C0.diagonal().array() += 1.0;
       base_factor.compute(C0);
       check_all(comm, base_factor.info() == Eigen::Success,
                 "relu: Cholesky factorization of I + g X^T X failed");
-      // z_k = L^{-1} x_k, so z_k^T z_l = x_k^T C0^{-1} x_l. Each rank computes its own rows of
-      // (K/P) (Z Z^T) o (Delta Delta^T) against all rows, then all ranks gather the matrix.
+      base_ready = true;
+    }
+    // z_k = L^{-1} x_k, so z_k^T z_l = x_k^T C0^{-1} x_l. Each rank computes its own rows of
+    // (K/P) (Z Z^T) o (Delta Delta^T) against all rows (the pattern overlaps in column
+    // chunks, to keep one n_local x n temporary), then all ranks gather the matrix. It is
+    // rebuilt rather than kept for refactorizations: n^2 (d + P) flops, less than the
+    // Cholesky's n^3 / 3, and half the memory.
+    woodbury_factor.resize(0, 0);
+    {
       const RowMatrix Z = base_factor.matrixL().solve(X.transpose()).transpose();
       const RowMatrix bits = patterns.bits;
       const RowMatrix Z_all = gather_rows(comm, Z, d);
       const RowMatrix bits_all = gather_rows(comm, bits, P);
-      const RowMatrix mine = (static_cast<double>(K / P) * (Z * Z_all.transpose()))
-                                 .cwiseProduct(bits * bits_all.transpose());
-      woodbury_core = gather_rows(comm, mine, n_global);
+      RowMatrix mine = static_cast<double>(K / P) * (Z * Z_all.transpose());
+      const Eigen::Index chunk = 1024;
+      for (Eigen::Index c0 = 0; c0 < n_global; c0 += chunk) {
+        const Eigen::Index width = std::min<Eigen::Index>(chunk, n_global - c0);
+        mine.middleCols(c0, width).array() *= (bits * bits_all.middleRows(c0, width).transpose()).array();
+      }
+      // Rank r's rows land as columns of the column-major matrix: the transpose, which is
+      // the same symmetric matrix.
+      woodbury_factor.resize(n_global, n_global);
+      gather_rows_into(comm, mine, n_global, woodbury_factor.data());
     }
-    // Only this n x n Cholesky depends on rho (through a = 1/rho for the squared loss).
-    woodbury_factor.compute(woodbury_core +
-                            Eigen::MatrixXd::Identity(n_global, n_global) / a);
-    check_all(comm, woodbury_factor.info() == Eigen::Success,
+    woodbury_factor.diagonal().array() += 1.0 / a;
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> in_place(woodbury_factor);
+    check_all(comm, in_place.info() == Eigen::Success,
               "relu: Cholesky factorization of the Woodbury n x n matrix failed");
     return;
   }
@@ -315,7 +335,7 @@ void Solver::Impl::factorize() {
 // n the global row count, m the PCG steps per solve:
 //   dense:    setup n (P d)^2 (F^T F) + N^3 / 3 (Cholesky); 2 N^2 per solve; 8 N^2 bytes.
 //   woodbury: setup n^2 (d + P) (F B^{-1} F^T) + n^3 / 3; 2 n^2 + 4 n d P + 4 K d^2 per solve;
-//             16 n^2 bytes (the matrix and its factor, on every rank).
+//             8 n^2 bytes on every rank (factored in place; 8 n^2 / ranks more while built).
 //   pcg:      setup d^3 / 3; m (4 n d P + 2 K d^2) per solve (plus m reductions); no n^2 or
 //             N^2 memory.
 // A direct method is eligible when its factored size (N, resp. n) is at most -dense_limit
@@ -370,8 +390,9 @@ void Solver::Impl::solve_u_woodbury(const RowMatrix& b) {
   const RowMatrix difference = constrained ? RowMatrix(Y0.topRows(P) - Y0.bottomRows(P)) : Y0;
   const RowMatrix r = bits.cwiseProduct(X * difference.transpose()).rowwise().sum();
   const RowMatrix r_all = gather_rows(comm, r, 1);
-  const Eigen::VectorXd t_all =
-      woodbury_factor.solve(Eigen::Map<const Eigen::VectorXd>(r_all.data(), n_global));
+  Eigen::VectorXd t_all = Eigen::Map<const Eigen::VectorXd>(r_all.data(), n_global);
+  woodbury_factor.triangularView<Eigen::Lower>().solveInPlace(t_all);
+  woodbury_factor.triangularView<Eigen::Lower>().adjoint().solveInPlace(t_all);
   const Eigen::VectorXd t = t_all.segment(first_row, X.rows());
   RowMatrix T = (X.transpose() * bits.cwiseProduct(t.replicate(1, P))).transpose();  // P x d
   sum_replicated(comm, T.data(), static_cast<int>(T.size()));
