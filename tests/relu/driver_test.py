@@ -209,6 +209,8 @@ def main():
         (["-data", "train.h5", "-loss", "bce"], "label", "bce with +-1 labels"),
         (["-data", "train.h5", "-test", "wide.h5"], "features", "test set of another dimension"),
         (["-data", "train.h5", "-P", "0"], "-P", "P = 0"),
+        (["-data", "train.h5", "-loss", "hinge", "-bce_solver", "rbcd"], "-bce_solver",
+         "ADMM-RBCD with a loss other than bce"),
     ]
     for args, needle, what in cases:
         p = run(args + ["-output", "bad.h5"], 2, expect=1)
