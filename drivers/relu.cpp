@@ -53,9 +53,12 @@ DriverOptions read_options(MPI_Comm comm) {
   s.cone_weight = r.real("cone_weight", "Penalty of the cone split relative to rho (0: automatic)", s.cone_weight);
   s.loss_weight = r.real("loss_weight", "Penalty of the loss split relative to rho (0: 1)", s.loss_weight);
   s.gamma = r.real("gamma", "Dual step in the scaled form (1: standard ADMM)", s.gamma);
-  s.linear_solver = r.choice("linear_solver", "u-update: dense Cholesky, PCG, or auto by size",
+  s.linear_solver = r.choice("linear_solver", "u-update: dense Cholesky, Woodbury (n x n factor), PCG, or auto by cost",
                              relu::linear_solver_names(), s.linear_solver);
-  s.dense_limit = r.integer("dense_limit", "auto: dense when the u-system size K d is at most this", s.dense_limit);
+  s.dense_limit = r.integer("dense_limit", "auto: a direct solve (dense: K d, Woodbury: n) only for systems at most this large", s.dense_limit);
+  s.bce_solver = r.choice("bce_solver", "Cross-entropy: split the loss (exact u-update) or ADMM-RBCD (inexact u-update)",
+                          relu::bce_solver_names(), s.bce_solver);
+  s.rbcd_sweeps = r.integer("rbcd_sweeps", "ADMM-RBCD: block-coordinate sweeps per ADMM iteration", s.rbcd_sweeps);
   s.pcg_rtol = r.real("pcg_rtol", "PCG relative residual", s.pcg_rtol);
   s.pcg_max_it = r.integer("pcg_max_it", "PCG iterations per u-update at most", s.pcg_max_it);
   s.record_every = r.integer("record_every", "ADMM iterations per history row (and per -max_it count)", s.record_every);

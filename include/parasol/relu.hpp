@@ -51,7 +51,8 @@ std::vector<std::string> loss_names();
 // hinge) and "scp" (the unconstrained sampled convex program, a gated-ReLU model).
 // Adversarial training is not implemented yet (docs/relu.md).
 std::vector<std::string> method_names();
-std::vector<std::string> linear_solver_names();  // "auto", "dense", "pcg"
+std::vector<std::string> linear_solver_names();  // "auto", "dense", "woodbury", "pcg"
+std::vector<std::string> bce_solver_names();     // "split", "rbcd"
 
 struct Options {
   std::string method = "admm";
@@ -67,8 +68,13 @@ struct Options {
   double gamma = 1.0;               // dual step (scaled form); 1 is standard ADMM
   double epsilon = 0.0;             // l_inf radius for adversarial training (not implemented: must be 0)
   std::string linear_solver = "auto";
-  // "auto" factorizes the u-system densely (Cholesky) when its size K d is at most this.
+  // "auto" uses a direct solve when its system is at most this large: dense Cholesky of the
+  // K d x K d u-system, or Woodbury with an n x n factor (the cheaper one in flops; docs).
   std::int64_t dense_limit = 3000;
+  // Cross-entropy: "split" (loss split F u = q, exact u-update) or "rbcd" (ADMM-RBCD: the
+  // loss stays in the u-update, solved inexactly by randomized block coordinate descent).
+  std::string bce_solver = "split";
+  std::int64_t rbcd_sweeps = 1;     // RBCD sweeps (P block steps each) per ADMM iteration
   double pcg_rtol = 1e-12;          // PCG relative residual floor (else 1e-3 x ADMM residual)
   std::int64_t pcg_max_it = 1000;
   double tol = 1e-6;                // all four ADMM residuals (relative) below this: converged
@@ -165,6 +171,9 @@ class Solver : public IterativeSolver {
   Eigen::VectorXd train_predictions() const;
   // Objective of the convex program at (v, w) (collective).
   double objective() const;
+  // Collective: A^{-1} rhs (K x d, replicated) for the current u-system matrix A with the
+  // linear solver in use (PCG solved to -pcg_rtol from zero); for tests of the u-update.
+  RowMatrix solve_u_system(const RowMatrix& rhs);
 
  private:
   struct Impl;

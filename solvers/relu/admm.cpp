@@ -14,6 +14,7 @@
 // constraint blocks on the same scale. A changes only when rho does (residual balancing;
 // the split form with PCG never refactors anything larger than d x d).
 #include <parasol/error.hpp>
+#include <parasol/random.hpp>
 #include <parasol/relu.hpp>
 
 #include <algorithm>
@@ -47,6 +48,26 @@ std::int64_t first_row_of(MPI_Comm comm, std::int64_t local_rows) {
 
 std::vector<double> flat(const RowMatrix& M) { return std::vector<double>(M.data(), M.data() + M.size()); }
 
+// All ranks' row blocks of a row-major matrix with `cols` columns, in global row order,
+// written to `all` (room for every row). Counts are int: at most 2^31 - 1 entries in all.
+void gather_rows_into(MPI_Comm comm, const RowMatrix& local, Eigen::Index cols, double* all) {
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  const int mine = static_cast<int>(local.rows() * cols);
+  std::vector<int> counts(size), offsets(size, 0);
+  MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  for (int r = 1; r < size; ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
+  MPI_Allgatherv(local.data(), mine, MPI_DOUBLE, all, counts.data(), offsets.data(), MPI_DOUBLE, comm);
+}
+
+RowMatrix gather_rows(MPI_Comm comm, const RowMatrix& local, Eigen::Index cols) {
+  std::int64_t rows = local.rows();
+  MPI_Allreduce(MPI_IN_PLACE, &rows, 1, MPI_INT64_T, MPI_SUM, comm);
+  RowMatrix all(rows, cols);
+  gather_rows_into(comm, local, cols, all.data());
+  return all;
+}
+
 }  // namespace
 
 struct Solver::Impl {
@@ -55,6 +76,7 @@ struct Solver::Impl {
   std::shared_ptr<Loss> loss;
   bool constrained = true;  // cone constraints G u >= 0 (admm, adversarial)
   bool split_loss = false;  // loss handled by the split F u = q
+  bool rbcd = false;        // ADMM-RBCD: loss in the u-update, inexact block coordinate descent
   double rho = 1.0;         // current penalty (adapted by residual balancing)
   double g = 1.0, f = 1.0;  // relative penalties of the cone and loss splits
   double a = 1.0;           // coefficient of F^T F in A
@@ -81,6 +103,15 @@ struct Solver::Impl {
   std::string linear_solver;
   Eigen::LLT<Eigen::MatrixXd> dense_factor;  // of A, when dense
   Eigen::LLT<Eigen::MatrixXd> block_factor;  // of the PCG block preconditioner C (d x d)
+  // Woodbury: B = I_K kron C0 with C0 = I + g X^T X, and the n x n matrix (replicated)
+  // I/a + F B^{-1} F^T = I/a + (K/P) (Z Z^T) o (Delta Delta^T), Z = X L^{-T} (C0 = L L^T),
+  // Cholesky-factored in place (its lower triangle holds the factor): one n x n matrix per
+  // rank. a changes with rho for the squared loss: the matrix is then rebuilt.
+  Eigen::LLT<Eigen::MatrixXd> base_factor;
+  Eigen::MatrixXd woodbury_factor;
+  bool base_ready = false;
+  // RBCD: X^T X = Q diag(lambda) Q^T, so (s I + t X^T X)^{-1} costs two products with Q.
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> gram_eigen;
   std::int64_t pcg_iterations = 0;
   double setup_seconds = 0.0;
   double last_objective = 0.0, last_cone_violation = 0.0;
@@ -95,6 +126,10 @@ struct Solver::Impl {
   RowMatrix apply_A(const RowMatrix& p) const;  // collective (one reduction)
   RowMatrix precondition(const RowMatrix& r) const;
   void solve_u(const RowMatrix& b);
+  void solve_u_woodbury(const RowMatrix& b);
+  double rbcd_u(const RowMatrix& c, std::int64_t iteration);  // returns ||u - u_old||
+  RowMatrix gram_solve(double s, double t, const RowMatrix& r) const;  // rows r_j (sI + tX^TX)^{-1}
+  std::string cheapest_solver() const;
   RowMatrix F_transpose_rows(const Eigen::VectorXd& r) const;  // local part of F^T r
   StepReport step(std::int64_t iteration);
   Eigen::VectorXd fv(const RowMatrix& XV) const { return SD.cwiseProduct(XV).rowwise().sum(); }
@@ -112,7 +147,8 @@ void Solver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local,
   check_all(comm, valid, "relu: " + why);
   if (!loss) loss = make_loss(options.loss);
   constrained = options.method != "scp";
-  split_loss = loss->name() != "squared";
+  rbcd = loss->name() == "bce" && options.bce_solver == "rbcd";
+  split_loss = loss->name() != "squared" && !rbcd;
   rho = options.rho;
 
   // Shapes agree over ranks: every rank has the same column count.
@@ -208,8 +244,54 @@ void Solver::Impl::factorize() {
   a = split_loss ? f : 1.0 / rho;
   const std::int64_t size = K * d;
   if (linear_solver.empty()) {  // first call; a refactorization keeps the method chosen here
-    linear_solver = options.linear_solver;
-    if (linear_solver == "auto") linear_solver = size <= options.dense_limit ? "dense" : "pcg";
+    linear_solver = rbcd ? "rbcd" : options.linear_solver;
+    if (linear_solver == "auto") linear_solver = cheapest_solver();
+  }
+  if (linear_solver == "rbcd") {
+    // No u-matrix: RBCD only needs X^T X's eigenvectors, for every rho (computed once).
+    if (gram_eigen.eigenvalues().size() == 0) gram_eigen.compute(XtX);
+    return;
+  }
+  if (linear_solver == "woodbury") {
+    // MPI counts are int: the n x n matrix must have fewer than 2^31 entries.
+    check_all(comm, n_global <= 46340,
+              "relu: -linear_solver woodbury needs n <= 46340 (an n x n factor on every rank); n = " +
+                  std::to_string(n_global) + ": use pcg");
+    if (!base_ready) {
+      Eigen::MatrixXd C0 = g * XtX;
+      C0.diagonal().array() += 1.0;
+      base_factor.compute(C0);
+      check_all(comm, base_factor.info() == Eigen::Success,
+                "relu: Cholesky factorization of I + g X^T X failed");
+      base_ready = true;
+    }
+    // z_k = L^{-1} x_k, so z_k^T z_l = x_k^T C0^{-1} x_l. Each rank computes its own rows of
+    // (K/P) (Z Z^T) o (Delta Delta^T) against all rows (the pattern overlaps in column
+    // chunks, to keep one n_local x n temporary), then all ranks gather the matrix. It is
+    // rebuilt rather than kept for refactorizations: n^2 (d + P) flops, less than the
+    // Cholesky's n^3 / 3, and half the memory.
+    woodbury_factor.resize(0, 0);
+    {
+      const RowMatrix Z = base_factor.matrixL().solve(X.transpose()).transpose();
+      const RowMatrix bits = patterns.bits;
+      const RowMatrix Z_all = gather_rows(comm, Z, d);
+      const RowMatrix bits_all = gather_rows(comm, bits, P);
+      RowMatrix mine = static_cast<double>(K / P) * (Z * Z_all.transpose());
+      const Eigen::Index chunk = 1024;
+      for (Eigen::Index c0 = 0; c0 < n_global; c0 += chunk) {
+        const Eigen::Index width = std::min<Eigen::Index>(chunk, n_global - c0);
+        mine.middleCols(c0, width).array() *= (bits * bits_all.middleRows(c0, width).transpose()).array();
+      }
+      // Rank r's rows land as columns of the column-major matrix: the transpose, which is
+      // the same symmetric matrix.
+      woodbury_factor.resize(n_global, n_global);
+      gather_rows_into(comm, mine, n_global, woodbury_factor.data());
+    }
+    woodbury_factor.diagonal().array() += 1.0 / a;
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> in_place(woodbury_factor);
+    check_all(comm, in_place.info() == Eigen::Success,
+              "relu: Cholesky factorization of the Woodbury n x n matrix failed");
+    return;
   }
   if (linear_solver == "dense") {
     const std::int64_t Pd = P * d;
@@ -249,6 +331,30 @@ void Solver::Impl::factorize() {
   }
 }
 
+// The automatic choice (docs/relu.md, "The linear system"), with N = K d the size of A,
+// n the global row count, m the PCG steps per solve:
+//   dense:    setup n (P d)^2 (F^T F) + N^3 / 3 (Cholesky); 2 N^2 per solve; 8 N^2 bytes.
+//   woodbury: setup n^2 (d + P) (F B^{-1} F^T) + n^3 / 3; 2 n^2 + 4 n d P + 4 K d^2 per solve;
+//             8 n^2 bytes on every rank (factored in place; 8 n^2 / ranks more while built).
+//   pcg:      setup d^3 / 3; m (4 n d P + 2 K d^2) per solve (plus m reductions); no n^2 or
+//             N^2 memory.
+// A direct method is eligible when its factored size (N, resp. n) is at most -dense_limit
+// (3000: 72 MB per matrix); among the eligible ones the smaller setup plus 100 solves wins
+// (runs take hundreds to thousands of iterations); with none eligible, PCG.
+std::string Solver::Impl::cheapest_solver() const {
+  const double N = static_cast<double>(K * d), n = static_cast<double>(n_global);
+  const double dd = static_cast<double>(d), PP = static_cast<double>(P), KK = static_cast<double>(K);
+  const double limit = static_cast<double>(options.dense_limit);
+  const double solves = 100.0;
+  const double dense = n * (PP * dd) * (PP * dd) + N * N * N / 3.0 + solves * 2.0 * N * N;
+  const double woodbury = n * n * (dd + PP) + n * n * n / 3.0 + solves * (2.0 * n * n + 4.0 * n * dd * PP + 4.0 * KK * dd * dd);
+  const bool dense_ok = N <= limit, woodbury_ok = n <= limit;
+  if (dense_ok && woodbury_ok) return dense <= woodbury ? "dense" : "woodbury";
+  if (dense_ok) return "dense";
+  if (woodbury_ok) return "woodbury";
+  return "pcg";
+}
+
 RowMatrix Solver::Impl::F_transpose_rows(const Eigen::VectorXd& r) const {
   return (X.transpose() * SD.cwiseProduct(r.replicate(1, K))).transpose();
 }
@@ -274,7 +380,92 @@ RowMatrix Solver::Impl::precondition(const RowMatrix& r) const {
   return block_factor.solve(r.transpose()).transpose();
 }
 
+// A^{-1} b = B^{-1} b - B^{-1} F^T (I / a + F B^{-1} F^T)^{-1} F B^{-1} b  (Woodbury with
+// A = B + a F^T F). F B^{-1} b is row-local; the n-vector is gathered on every rank, solved
+// with the replicated n x n factor, and F^T of the local slice is summed: one gather of n
+// numbers and one reduction of P d numbers per solve.
+void Solver::Impl::solve_u_woodbury(const RowMatrix& b) {
+  const Eigen::MatrixXd& bits = patterns.bits;
+  const RowMatrix Y0 = base_factor.solve(b.transpose()).transpose();  // B^{-1} b
+  const RowMatrix difference = constrained ? RowMatrix(Y0.topRows(P) - Y0.bottomRows(P)) : Y0;
+  const RowMatrix r = bits.cwiseProduct(X * difference.transpose()).rowwise().sum();
+  const RowMatrix r_all = gather_rows(comm, r, 1);
+  Eigen::VectorXd t_all = Eigen::Map<const Eigen::VectorXd>(r_all.data(), n_global);
+  woodbury_factor.triangularView<Eigen::Lower>().solveInPlace(t_all);
+  woodbury_factor.triangularView<Eigen::Lower>().adjoint().solveInPlace(t_all);
+  const Eigen::VectorXd t = t_all.segment(first_row, X.rows());
+  RowMatrix T = (X.transpose() * bits.cwiseProduct(t.replicate(1, P))).transpose();  // P x d
+  sum_replicated(comm, T.data(), static_cast<int>(T.size()));
+  const RowMatrix correction = base_factor.solve(T.transpose()).transpose();  // C0^{-1} T_i
+  U = Y0;
+  U.topRows(P) -= correction;
+  if (constrained) U.bottomRows(P) += correction;  // the w blocks' F columns carry sign -1
+}
+
+RowMatrix Solver::Impl::gram_solve(double s, double t, const RowMatrix& r) const {
+  const Eigen::MatrixXd& Q = gram_eigen.eigenvectors();
+  const Eigen::VectorXd scale =
+      (s + t * gram_eigen.eigenvalues().cwiseMax(0.0).array()).inverse().matrix();
+  return ((r * Q) * scale.asDiagonal()) * Q.transpose();
+}
+
+// ADMM-RBCD (brief 2.4): the u-update keeps the loss, minimizing (scaled by 1/rho)
+//   (1/rho) L(F u) + 1/2 ||u - c||^2-like terms = (1/rho) L(F u) + 1/2 u^T (I_K kron C0) u - <u, c>,
+// C0 = I + g X^T X, c = v - lambda + g G^T(s - nu), inexactly by randomized block coordinate
+// descent over the patterns. With a_i = u_i - z_i and b_i = u_i + z_i (v and w blocks of
+// pattern i) the objective separates: b_i enters only the quadratic, b_i = C0^{-1}(c_u + c_z)
+// exactly; a_i enters the loss through yhat = sum_i D_i X a_i. Each block step minimizes
+// the majorizer of the loss L(yhat + D_i X delta) <= L + t^T delta + (Lc/2) delta^T X^T X delta
+// (t = X^T (d_i o L'(yhat)), Lc >= L'': 1 for bce), i.e. solves
+//   (C0 + (kappa Lc / rho) X^T X) delta = c_a - C0 a_i - (kappa / rho) t,  kappa = K / P,
+// with X^T X's eigenvectors (any rho), so every step decreases the u-objective with no line
+// search (the brief's Armijo backtracking would cost a reduction per trial). Per block step:
+// one reduction of d numbers (t); yhat is updated row-locally. The sweep order is a random
+// permutation from Random(seed, "relu.rbcd", sweep counter): the same on every rank count.
+double Solver::Impl::rbcd_u(const RowMatrix& c, std::int64_t iteration) {
+  const double curvature = 1.0;  // bce: d^2/dp^2 [log(1 + e^{2p}) - 2 y p] = 4 s (1 - s) <= 1
+  const double kappa = static_cast<double>(K / P);
+  const Eigen::MatrixXd& bits = patterns.bits;
+  const RowMatrix U_old = U;
+  RowMatrix A_part = constrained ? RowMatrix(U.topRows(P) - U.bottomRows(P)) : U;
+  const RowMatrix c_a = constrained ? RowMatrix(c.topRows(P) - c.bottomRows(P)) : c;
+  Eigen::VectorXd yhat = bits.cwiseProduct(X * A_part.transpose()).rowwise().sum();
+  Eigen::VectorXd weights(X.rows());
+  std::vector<std::int64_t> order(static_cast<std::size_t>(P));
+  for (std::int64_t sweep = 0; sweep < options.rbcd_sweeps; ++sweep) {
+    const auto counter = static_cast<std::uint64_t>((iteration - 1) * options.rbcd_sweeps + sweep);
+    Random draw(options.seed, "relu.rbcd", counter);
+    for (std::int64_t i = 0; i < P; ++i) order[static_cast<std::size_t>(i)] = i;
+    for (std::int64_t i = P - 1; i > 0; --i)  // Fisher-Yates
+      std::swap(order[static_cast<std::size_t>(i)],
+                order[static_cast<std::size_t>(draw.below(static_cast<std::uint64_t>(i + 1)))]);
+    for (const std::int64_t i : order) {
+      for (Eigen::Index k = 0; k < X.rows(); ++k)
+        weights(k) = bits(k, i) != 0.0 ? loss->derivative(yhat(k), y(k)) : 0.0;
+      Eigen::VectorXd t = X.transpose() * weights;
+      sum_replicated(comm, t.data(), static_cast<int>(t.size()));
+      const RowMatrix a_i = A_part.row(i);
+      RowMatrix rhs = c_a.row(i) - a_i - g * (a_i * XtX) - (kappa / rho) * t.transpose();
+      const RowMatrix delta = gram_solve(1.0, g + kappa * curvature / rho, rhs);
+      A_part.row(i) += delta;
+      yhat += bits.col(i).cwiseProduct(X * delta.transpose());
+    }
+  }
+  if (constrained) {
+    const RowMatrix sums = gram_solve(1.0, g, c.topRows(P) + c.bottomRows(P));
+    U.topRows(P) = 0.5 * (sums + A_part);
+    U.bottomRows(P) = 0.5 * (sums - A_part);
+  } else {
+    U = A_part;
+  }
+  return (U - U_old).norm();
+}
+
 void Solver::Impl::solve_u(const RowMatrix& b) {
+  if (linear_solver == "woodbury") {
+    solve_u_woodbury(b);
+    return;
+  }
   if (linear_solver == "dense") {
     Eigen::Map<const Eigen::VectorXd> rhs(b.data(), b.size());
     const Eigen::VectorXd x = dense_factor.solve(rhs);
@@ -328,8 +519,13 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   const double gamma = options.gamma, beta = options.beta;
   // 1. u-update.
   RowMatrix b = V - Lam + coupling;
-  if (!split_loss) b += a * Fty;
-  solve_u(b);
+  double u_change = 0.0;  // RBCD's inexact u-update: its change also has to vanish
+  if (rbcd) {
+    u_change = rbcd_u(b, iteration);
+  } else {
+    if (!split_loss) b += a * Fty;
+    solve_u(b);
+  }
 
   const RowMatrix XU = X * U.transpose();
   const Eigen::VectorXd Fu = fv(XU);
@@ -406,6 +602,8 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   // rho[(v - v_old) + G^T(s - s_old) + F^T(q - q_old)] (the u-stationarity residual) and the
   // v-stationarity residual of beta ||v_j|| against rho lambda_j.
   const double r_consensus = (U - V).norm() / std::max(1.0, std::max(U.norm(), V.norm()));
+  // ADMM-RBCD: the u-update is inexact, so u-stationarity needs u to settle too.
+  const double r_inexact = u_change / std::max(1.0, U.norm());
   const double r_slack =
       std::sqrt(global[0]) / std::max(1.0, std::sqrt(std::max(global[1], global[2])));
   const double r_dual = rho * ((V - V_old) + slack_change).norm() / Fty_norm;
@@ -425,14 +623,15 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
 
   StepReport report;
   report.objective = last_objective;
-  report.fields = {std::max(r_consensus, r_slack), std::max(r_dual, r_group),
+  report.fields = {std::max(r_consensus, r_slack), std::max({r_dual, r_group, r_inexact}),
                    global[4] / static_cast<double>(n_global)};
   if (has_test) report.fields.push_back(global[6] / global[7]);
   // Residual balancing (Boyd et al. 2011, 3.4.1): a primal residual ten times the dual one
   // doubles rho, and conversely. Scaled duals are divided by the
   // factor; A is refactored for the squared loss (only d x d for PCG); the split form's A
 // does not depend on rho.
-  const double r_primal = std::max(r_consensus, r_slack), r_dual_all = std::max(r_dual, r_group);
+  const double r_primal = std::max(r_consensus, r_slack);
+  const double r_dual_all = std::max({r_dual, r_group, r_inexact});
   last_residual = std::min(r_primal, r_dual_all);
   // Every iteration during the first 20 (to find the scale of rho fast), then every 10.
   const bool balance_now = iteration <= 20 || iteration % 10 == 0;
@@ -452,7 +651,7 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   }
 
   const double tol = options.tol;
-  if (r_consensus <= tol && r_slack <= tol && r_dual <= tol && r_group <= tol) {
+  if (r_consensus <= tol && r_slack <= tol && r_dual <= tol && r_group <= tol && r_inexact <= tol) {
     report.status = Status::Converged;
     report.message = "all four ADMM residuals below -tol";
   } else if (!std::isfinite(last_objective)) {
@@ -614,6 +813,21 @@ ConvexModel Solver::model() const { return impl_->model(); }
 const Patterns& Solver::patterns() const { return impl_->patterns; }
 Eigen::VectorXd Solver::train_predictions() const { return impl_->fv(impl_->X * impl_->V.transpose()); }
 double Solver::objective() const { return impl_->objective_at_v(); }
+
+RowMatrix Solver::solve_u_system(const RowMatrix& rhs) {
+  Impl& s = *impl_;
+  check_all(s.comm, s.linear_solver != "rbcd", "relu: ADMM-RBCD has no u-system to solve");
+  check_all(s.comm, rhs.rows() == s.K && rhs.cols() == s.d, "relu: solve_u_system: rhs must be K x d");
+  const RowMatrix saved_U = s.U;
+  const double saved_residual = s.last_residual;
+  s.U.setZero();
+  s.last_residual = 0.0;  // PCG to -pcg_rtol
+  s.solve_u(rhs);
+  RowMatrix solution = s.U;
+  s.U = saved_U;
+  s.last_residual = saved_residual;
+  return solution;
+}
 
 Summary Solver::summary() const {
   Summary out;

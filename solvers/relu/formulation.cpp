@@ -85,7 +85,8 @@ std::unique_ptr<Loss> make_loss(const std::string& name) {
 std::vector<std::string> loss_names() { return {"squared", "bce", "hinge"}; }
 // "adversarial" (robust training, docs/relu.md "Not done") is not registered yet.
 std::vector<std::string> method_names() { return {"admm", "scp"}; }
-std::vector<std::string> linear_solver_names() { return {"auto", "dense", "pcg"}; }
+std::vector<std::string> linear_solver_names() { return {"auto", "dense", "woodbury", "pcg"}; }
+std::vector<std::string> bce_solver_names() { return {"split", "rbcd"}; }
 
 bool Options::IsValid(std::string* why) const {
   auto fail = [&](const std::string& message) {
@@ -98,7 +99,11 @@ bool Options::IsValid(std::string* why) const {
   if (!in(method, method_names())) return fail("-method " + method + ": must be admm or scp");
   if (!in(loss, loss_names())) return fail("-loss " + loss + ": must be squared, bce or hinge");
   if (!in(linear_solver, linear_solver_names()))
-    return fail("-linear_solver " + linear_solver + ": must be auto, dense or pcg");
+    return fail("-linear_solver " + linear_solver + ": must be auto, dense, woodbury or pcg");
+  if (!in(bce_solver, bce_solver_names())) return fail("-bce_solver " + bce_solver + ": must be split or rbcd");
+  if (bce_solver == "rbcd" && loss != "bce")
+    return fail("-bce_solver rbcd needs -loss bce (the squared loss is solved exactly, hinge is not smooth)");
+  if (rbcd_sweeps < 1) return fail("-rbcd_sweeps must be >= 1");
   if (patterns < 1) return fail("-P " + std::to_string(patterns) + ": the number of patterns must be at least 1");
   if (!(beta >= 0) || !std::isfinite(beta)) return fail("-beta must be finite and >= 0");
   if (!(rho > 0) || !std::isfinite(rho)) return fail("-rho must be finite and > 0");

@@ -121,6 +121,111 @@ TEST(ReluAdmm, CrossEntropyMatchesInteriorPoint) {
       << "ADMM " << r.objective << " reference " << r.reference;
 }
 
+// ADMM-RBCD (-bce_solver rbcd): the loss stays in the u-update, solved inexactly by
+// randomized block coordinate descent; the same optimum as the interior-point reference.
+TEST(ReluAdmm, CrossEntropyRbcdMatchesInteriorPoint) {
+  const Data data = make_data(200, 10, 12);
+  Options options;
+  options.loss = "bce";
+  options.bce_solver = "rbcd";
+  options.patterns = 16;
+  options.beta = 0.5;
+  options.tol = 1e-6;
+  const RunResult r = run_and_compare(options, data, to01(data.y), 20000);
+  EXPECT_TRUE(r.converged) << "after " << r.iterations << " iterations";
+  EXPECT_NEAR(r.objective, r.reference, 1e-4 * std::abs(r.reference))
+      << "ADMM-RBCD " << r.objective << " reference " << r.reference;
+}
+
+// RBCD draws its block order from Random(seed, "relu.rbcd", sweep), never from the rank:
+// the distributed run and a one-rank run on all rows take the same steps (equal up to the
+// round-off of the reductions).
+TEST(ReluAdmm, RbcdIteratesDoNotDependOnTheRankCount) {
+  const Data data = make_data(120, 6, 18);
+  Options options;
+  options.loss = "bce";
+  options.bce_solver = "rbcd";
+  options.rbcd_sweeps = 2;
+  options.patterns = 8;
+  options.beta = 0.5;
+  const Eigen::VectorXd y = to01(data.y);
+  Solver distributed(world(), options, data.X, y);
+  Solver alone(MPI_COMM_SELF, options, gather_rows(data.X), gather_rows(y));
+  for (std::int64_t it = 1; it <= 60; ++it) {
+    distributed.step(it);
+    alone.step(it);
+  }
+  const RowMatrix difference = distributed.model().V - alone.model().V;
+  EXPECT_LE(difference.norm(), 1e-9 * std::max(1.0, alone.model().V.norm()));
+  EXPECT_GT(alone.model().V.norm(), 0.0);
+  EXPECT_EQ(distributed.summary().linear_solver, "rbcd");
+}
+
+// A right-hand side keyed by entry index: the same on every rank and at any rank count.
+RowMatrix random_rhs(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
+  RowMatrix rhs(rows, cols);
+  for (Eigen::Index k = 0; k < rhs.size(); ++k)
+    rhs.data()[k] = Random(seed, "test.relu.rhs", static_cast<std::uint64_t>(k)).normal();
+  return rhs;
+}
+
+// The three u-solvers solve the same system A u = b: dense Cholesky of the assembled A,
+// Woodbury (d x d and replicated n x n factors) and matrix-free PCG. Squared loss (A involves
+// 1/rho), the split cross-entropy (A involves the loss weight), scp (K = P, no cone term).
+TEST(ReluLinearSolvers, DenseWoodburyAndPcgSolveTheSameSystem) {
+  const Data data = make_data(200, 10, 17);
+  struct Case {
+    std::string method, loss;
+    bool bias;
+    double rho;
+  };
+  for (const Case& c : {Case{"admm", "squared", true, 1.0}, Case{"admm", "squared", false, 0.05},
+                        Case{"admm", "bce", true, 1.0}, Case{"scp", "squared", true, 3.0}}) {
+    SCOPED_TRACE(c.method + " " + c.loss + " rho " + std::to_string(c.rho));
+    Options options;
+    options.method = c.method;
+    options.loss = c.loss;
+    options.bias = c.bias;
+    options.rho = c.rho;
+    options.patterns = 16;
+    options.pcg_rtol = 1e-13;
+    options.pcg_max_it = 5000;
+    const Eigen::VectorXd y = c.loss == "bce" ? to01(data.y) : data.y;
+    std::vector<RowMatrix> solutions;
+    for (const std::string name : {"dense", "woodbury", "pcg"}) {
+      options.linear_solver = name;
+      Solver solver(world(), options, data.X, y);
+      EXPECT_EQ(solver.summary().linear_solver, name);
+      const Eigen::Index K = (c.method == "scp" ? 1 : 2) * solver.patterns().count();
+      const RowMatrix rhs = random_rhs(K, solver.patterns().gates.cols(), 5);
+      solutions.push_back(solver.solve_u_system(rhs));
+    }
+    const double scale = solutions[0].norm();
+    EXPECT_LE((solutions[1] - solutions[0]).norm(), 1e-10 * scale) << "woodbury vs dense";
+    EXPECT_LE((solutions[2] - solutions[0]).norm(), 1e-8 * scale) << "pcg vs dense";
+  }
+}
+
+// The same ADMM optimum with the dense and PCG u-solvers (squared loss, bias), against the
+// reference; the Woodbury run is SquaredLossMatchesInteriorPointAndNetworkMatchesModel.
+TEST(ReluLinearSolvers, SameAdmmOptimum) {
+  const Data data = make_data(200, 10, 14);
+  std::vector<double> objectives;
+  for (const std::string name : {"dense", "pcg"}) {
+    Options options;
+    options.patterns = 16;
+    options.beta = 0.5;
+    options.tol = 1e-6;
+    options.bias = true;
+    options.linear_solver = name;
+    const RunResult r = run_and_compare(options, data, data.y, 20000);
+    EXPECT_TRUE(r.converged) << name << " after " << r.iterations << " iterations";
+    EXPECT_NEAR(r.objective, r.reference, 1e-4 * std::abs(r.reference)) << name;
+    objectives.push_back(r.objective);
+  }
+  EXPECT_NEAR(objectives[1], objectives[0], 1e-6 * std::abs(objectives[0]));
+}
+
 TEST(ReluAdmm, ScpMatchesInteriorPoint) {
   const Data data = make_data(200, 10, 13);
   Options options;
@@ -142,11 +247,13 @@ TEST(ReluAdmm, SquaredLossMatchesInteriorPointAndNetworkMatchesModel) {
   options.beta = 0.5;
   options.tol = 1e-6;
   options.bias = true;
+  options.linear_solver = "woodbury";  // what auto picks here; dense and PCG: SameAdmmOptimum
   Solver* solver = nullptr;
   const RunResult r = run_and_compare(options, data, data.y, 20000, &solver);
   EXPECT_TRUE(r.converged) << "after " << r.iterations << " iterations";
   EXPECT_NEAR(r.objective, r.reference, 1e-4 * std::abs(r.reference))
       << "ADMM " << r.objective << " reference " << r.reference;
+  EXPECT_EQ(solver->summary().linear_solver, "woodbury");
   const Eigen::VectorXd convex = solver->train_predictions();
   const Network net = solver->model().recover();
   const Eigen::VectorXd network = net.predict(data.X);

@@ -189,17 +189,21 @@ def main():
     else:
         check(False, "-predict with an empty network exits 0")
 
-    # Checkpoint/restart: 3 + 3 rows equal 6 rows straight.
-    short = ["-data", "train.h5", "-P", "8", "-beta", str(beta), "-record_every", "7", "-tol", "1e-12"]
-    run(short + ["-max_it", "6", "-output", "straight.h5"], 2)
-    run(short + ["-max_it", "3", "-checkpoint", "ck.h5", "-output", "first.h5"], 2)
-    p = run(short + ["-max_it", "6", "-restart", "ck.h5", "-output", "resumed.h5"], 2)
-    check(p.returncode == 0, "restart exits 0")
-    if p.returncode == 0:
-        with h5py.File("straight.h5", "r") as a, h5py.File("resumed.h5", "r") as b:
-            same = np.array_equal(a["solution/v"][()], b["solution/v"][()]) and \
-                np.array_equal(a["history/objective"][()], b["history/objective"][()])
-            check(same, "restart from a checkpoint continues exactly")
+    # Checkpoint/restart: 3 + 3 rows equal 6 rows straight (squared loss; and ADMM-RBCD, whose
+    # block order is keyed by the ADMM iteration).
+    write("train01.h5", X, (y + 1) / 2)
+    for tag, extra in (("", ["-data", "train.h5"]),
+                       ("rbcd-", ["-data", "train01.h5", "-loss", "bce", "-bce_solver", "rbcd"])):
+        short = extra + ["-P", "8", "-beta", str(beta), "-record_every", "7", "-tol", "1e-12"]
+        run(short + ["-max_it", "6", "-output", f"{tag}straight.h5"], 2)
+        run(short + ["-max_it", "3", "-checkpoint", f"{tag}ck.h5", "-output", f"{tag}first.h5"], 2)
+        p = run(short + ["-max_it", "6", "-restart", f"{tag}ck.h5", "-output", f"{tag}resumed.h5"], 2)
+        check(p.returncode == 0, f"{tag}restart exits 0")
+        if p.returncode == 0:
+            with h5py.File(f"{tag}straight.h5", "r") as a, h5py.File(f"{tag}resumed.h5", "r") as b:
+                same = np.array_equal(a["solution/v"][()], b["solution/v"][()]) and \
+                    np.array_equal(a["history/objective"][()], b["history/objective"][()])
+                check(same, f"{tag}restart from a checkpoint continues exactly")
 
     # Bad input.
     write("labels01.h5", X, (y + 1) / 2)
@@ -209,6 +213,8 @@ def main():
         (["-data", "train.h5", "-loss", "bce"], "label", "bce with +-1 labels"),
         (["-data", "train.h5", "-test", "wide.h5"], "features", "test set of another dimension"),
         (["-data", "train.h5", "-P", "0"], "-P", "P = 0"),
+        (["-data", "train.h5", "-loss", "hinge", "-bce_solver", "rbcd"], "-bce_solver",
+         "ADMM-RBCD with a loss other than bce"),
     ]
     for args, needle, what in cases:
         p = run(args + ["-output", "bad.h5"], 2, expect=1)
