@@ -109,7 +109,7 @@ TEST(ReluAdversarialSteps, L1ConeProjectionIsTheNearestPoint) {
 // ADMM optimum matches the standard ADMM optimum (an independent code path: other splitting,
 // other linear solver).
 TEST(ReluAdversarial, EpsilonToZeroGivesTheStandardHingeOptimum) {
-  const Data data = make_data(200, 10, 21, "test.relu.adversarial.rows", 0.1);
+  const Data data = make_data(100, 8, 21, "test.relu.adversarial.rows", 0.1);
   Options options;
   options.loss = "hinge";
   options.patterns = 16;
@@ -123,9 +123,10 @@ TEST(ReluAdversarial, EpsilonToZeroGivesTheStandardHingeOptimum) {
   options.epsilon = 1e-9;
   AdversarialSolver robust(world(), options, data.X, data.y);
   // The adversarial ADMM is not required to reach -tol: with eps -> 0 its extra splits
-  // (tau = T, u = R) carry no information and its tail is slow (primal residual about 1e-5
-  // after 30,000 iterations, objective within 2.5e-4 of the standard optimum).
-  const std::int64_t robust_iterations = run_to_convergence(robust, 30000, &converged);
+  // (tau = T, u = R) carry no information and its tail is slow (here the objective is
+  // within 6e-6 of the standard optimum after 15,000 iterations; on n = 200, d = 10,
+  // P = 16 only within 2.3e-4 after 30,000).
+  const std::int64_t robust_iterations = run_to_convergence(robust, 15000, &converged);
   const double a = standard.objective(), b = robust.objective();
   if (parasol::test::rank() == 0)
     std::printf("hinge ADMM %.10g (%lld iterations); adversarial, eps 1e-9: %.10g (%lld iterations)\n", a,
