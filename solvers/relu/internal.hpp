@@ -1,6 +1,7 @@
 #pragma once
-// Small helpers shared by the relu solvers (admm.cpp, adversarial.cpp, attack.cpp); not a
-// public interface.
+// Small helpers shared by adversarial.cpp and attack.cpp; not a public interface. admm.cpp
+// has its own copies in an anonymous namespace (left there so that the parallel work on
+// admm.cpp merges cleanly; they can be replaced by these after the merge).
 #include <parasol/relu.hpp>
 
 #include <mpi.h>
