@@ -11,8 +11,11 @@
 #include <parasol/partition.hpp>
 #include <parasol/random.hpp>
 #include <parasol/relu.hpp>
+#include <parasol/relu_adversarial.hpp>
 
+#include <cmath>
 #include <cstdio>
+#include <memory>
 
 namespace relu = parasol::relu;
 
@@ -20,7 +23,9 @@ static const char help[] =
     "parasol-relu: two-layer ReLU networks trained to global optimality (convex program, ADMM).\n"
     "  mpiexec -n 2 parasol-relu -data train.h5 [-test test.h5] -P 64 -beta 1e-4 \\\n"
     "      -loss squared|bce|hinge -method admm|scp -seed 1 -tol 1e-6 -output run.h5\n"
+    "  parasol-relu -method adversarial -loss hinge -epsilon 0.1 ... (robust training)\n"
     "  parasol-relu -predict -network run.h5 -data new.h5 -output predictions.h5\n"
+    "      [-attack pgd|worst_case -epsilon 0.1] (robust accuracy under l_inf attack)\n"
     "Labels: +1/-1 (squared, hinge), 0/1 (bce). Without -data: a synthetic demo (-demo_n rows\n"
     "labelled by a planted 3-neuron network).\n";
 
@@ -31,6 +36,8 @@ struct DriverOptions {
   std::string test;
   bool predict = false;
   std::string network;
+  std::string attack = "none";
+  relu::PgdOptions pgd;
   std::int64_t demo_n = 1000, demo_d = 10;
 };
 
@@ -52,6 +59,12 @@ DriverOptions read_options(MPI_Comm comm) {
   s.max_rho_changes = r.integer("max_rho_changes", "Most changes of rho", s.max_rho_changes);
   s.cone_weight = r.real("cone_weight", "Penalty of the cone split relative to rho (0: automatic)", s.cone_weight);
   s.loss_weight = r.real("loss_weight", "Penalty of the loss split relative to rho (0: 1)", s.loss_weight);
+  s.epsilon = r.real("epsilon", "l_inf radius: of the perturbations for -method adversarial, of the attack for -predict -attack", s.epsilon);
+  o.attack = r.choice("attack", "-predict: l_inf attack for robust accuracy (pgd on the network, worst_case of the convex model)",
+                      {"none", "pgd", "worst_case"}, o.attack);
+  o.pgd.steps = r.integer("pgd_steps", "-attack pgd: sign-gradient steps per restart", o.pgd.steps, 1);
+  o.pgd.restarts = r.integer("pgd_restarts", "-attack pgd: restarts (the first from delta = 0, the others random)", o.pgd.restarts, 1);
+  o.pgd.step_size = r.real("pgd_step_size", "-attack pgd: step length (0: 2.5 epsilon / steps)", o.pgd.step_size);
   s.gamma = r.real("gamma", "Dual step in the scaled form (1: standard ADMM)", s.gamma);
   s.linear_solver = r.choice("linear_solver", "u-update: dense Cholesky, Woodbury (n x n factor), PCG, or auto by cost",
                              relu::linear_solver_names(), s.linear_solver);
@@ -100,7 +113,9 @@ int predict(MPI_Comm comm, const DriverOptions& o, const parasol::CommonOptions&
       features = parasol::h5::attr_int(file, "/solution", "features");
     });
   }
-  parasol::Dataset data = parasol::load_dataset(comm, common.data);
+  parasol::LoadOptions load;
+  load.require_labels = o.attack != "none";  // robust accuracy needs the labels
+  parasol::Dataset data = parasol::load_dataset(comm, common.data, load);
   parasol::check_all(comm, data.cols == features,
                      "-data " + common.data + " has " + std::to_string(data.cols) +
                          " features but the network in " + o.network + " expects " +
@@ -122,11 +137,42 @@ int predict(MPI_Comm comm, const DriverOptions& o, const parasol::CommonOptions&
       acc = relu::accuracy(comm, output, data.y);
       parasol::h5::set_attr(file, "/", "accuracy", acc);
     }
+    double robust = -1.0;
+    if (o.attack != "none") {
+      relu::AttackResult attacked;
+      if (o.attack == "pgd") {
+        relu::PgdOptions pgd = o.pgd;
+        pgd.epsilon = o.solver.epsilon;
+        pgd.seed = o.solver.seed;
+        attacked = relu::pgd_attack(comm, net, X, data.y, pgd);
+      } else {
+        relu::ConvexModel model;
+        {
+          parasol::h5::File run(comm, o.network, parasol::h5::File::Mode::Read);
+          parasol::collective(comm, [&] { model = relu::read_convex_model(run); });
+        }
+        attacked = relu::worst_case_attack(comm, model, X, data.y, o.solver.epsilon);
+      }
+      robust = attacked.robust_accuracy;
+      const auto rows = static_cast<std::uint64_t>(X.rows());
+      parasol::h5::write_rows(file, "/adversarial_predictions", attacked.adversarial_output.data(), rows, 0);
+      parasol::h5::write_rows(file, "/perturbation", attacked.perturbation.data(), rows,
+                              static_cast<std::uint64_t>(attacked.perturbation.cols()));
+      parasol::h5::set_attr(file, "/", "attack", o.attack);
+      parasol::h5::set_attr(file, "/", "epsilon", o.solver.epsilon);
+      parasol::h5::set_attr(file, "/", "robust_accuracy", robust);
+      parasol::h5::set_attr(file, "/adversarial_predictions", "description",
+                            std::string(o.attack == "pgd" ? "network output at the PGD point x + delta (lowest margin found)"
+                                                          : "convex model output at x + delta with the patterns of x (exact worst case)"));
+    }
     file.close();
     int rank = 0;
     MPI_Comm_rank(comm, &rank);
     if (rank == 0) {
-      if (acc >= 0) std::printf("relu predict: %lld points, accuracy %.4f\n", static_cast<long long>(data.rows.global), acc);
+      if (robust >= 0)
+        std::printf("relu predict: %lld points, accuracy %.4f, robust accuracy %.4f (%s, epsilon %g)\n",
+                    static_cast<long long>(data.rows.global), acc, robust, o.attack.c_str(), o.solver.epsilon);
+      else if (acc >= 0) std::printf("relu predict: %lld points, accuracy %.4f\n", static_cast<long long>(data.rows.global), acc);
       else std::printf("relu predict: %lld points\n", static_cast<long long>(data.rows.global));
       std::printf("  output: %s\n", path.c_str());
     }
@@ -147,9 +193,20 @@ int main(int argc, char** argv) {
     const auto common = parasol::read_common_options(comm, "relu", defaults);
     o.solver.tol = common.tol;
     o.solver.seed = static_cast<std::uint64_t>(common.seed);
-    std::string why;
-    const bool valid = o.solver.IsValid(&why);
-    parasol::check_all(comm, valid, why);
+    if (o.predict) {
+      // -epsilon is the attack's radius here, not a training option.
+      parasol::check_all(comm, std::isfinite(o.solver.epsilon) && o.solver.epsilon >= 0,
+                         "-epsilon must be finite and >= 0");
+      parasol::check_all(comm, o.attack == "none" || o.solver.epsilon > 0,
+                         "-attack " + o.attack + " needs -epsilon > 0 (the l_inf radius)");
+      parasol::check_all(comm, o.attack != "none" || o.solver.epsilon == 0,
+                         "-epsilon with -predict needs -attack pgd or -attack worst_case");
+    } else {
+      std::string why;
+      const bool valid = o.solver.IsValid(&why);
+      parasol::check_all(comm, valid, why);
+      parasol::check_all(comm, o.attack == "none", "-attack is only used with -predict");
+    }
     if (parasol::finish_options(comm)) return 0;  // -help; unknown options rejected
     if (o.predict) return predict(comm, o, common);
     parasol::check_all(comm, o.network.empty(), "-network is only used with -predict");
@@ -182,14 +239,22 @@ int main(int argc, char** argv) {
       parasol::check_all(comm, o.test.empty(), "-test needs -data (the demo has no test set)");
       demo_data(comm, o, o.solver.seed, X, y);
     }
-    relu::Solver solver(comm, o.solver, X, y, X_test, y_test);
-    const relu::Summary before = solver.summary();
+    // -method adversarial has its own solver class; both give the same summary.
+    std::unique_ptr<relu::Solver> standard;
+    std::unique_ptr<relu::AdversarialSolver> adversarial;
+    if (o.solver.method == "adversarial")
+      adversarial = std::make_unique<relu::AdversarialSolver>(comm, o.solver, X, y, X_test, y_test);
+    else
+      standard = std::make_unique<relu::Solver>(comm, o.solver, X, y, X_test, y_test);
+    parasol::IterativeSolver& solver = standard ? static_cast<parasol::IterativeSolver&>(*standard) : *adversarial;
+    auto summary = [&] { return standard ? standard->summary() : adversarial->summary(); };
+    const relu::Summary before = summary();
     if (s.rank() == 0)
       std::printf("relu: %lld of %lld sampled patterns distinct; u-update %s; setup %.3f s\n",
                   static_cast<long long>(before.patterns), static_cast<long long>(before.patterns_requested),
                   before.linear_solver.c_str(), before.setup_seconds);
     return parasol::solve_and_write(comm, solver, common, inputs, [&](parasol::RunFile& run) {
-      const relu::Summary after = solver.summary();
+      const relu::Summary after = summary();
       parasol::h5::set_attr(run.file(), "/solution", "pcg_iterations", after.pcg_iterations);
       parasol::h5::set_attr(run.file(), "/solution", "setup_seconds", after.setup_seconds);
     });

@@ -48,8 +48,9 @@ std::unique_ptr<Loss> make_loss(const std::string& name);
 std::vector<std::string> loss_names();
 
 // The methods, chosen by name (-method): "admm" (Algorithm 1; loss splitting for bce and
-// hinge) and "scp" (the unconstrained sampled convex program, a gated-ReLU model).
-// Adversarial training is not implemented yet (docs/relu.md).
+// hinge), "scp" (the unconstrained sampled convex program, a gated-ReLU model) and
+// "adversarial" (robust training against l_inf perturbations; AdversarialSolver in
+// parasol/relu_adversarial.hpp).
 std::vector<std::string> method_names();
 std::vector<std::string> linear_solver_names();  // "auto", "dense", "woodbury", "pcg"
 std::vector<std::string> bce_solver_names();     // "split", "rbcd"
@@ -66,7 +67,7 @@ struct Options {
   double cone_weight = 0.0;         // penalty of G u = s relative to rho; 0: automatic (docs)
   double loss_weight = 0.0;         // penalty of F u = q relative to rho; 0: 1
   double gamma = 1.0;               // dual step (scaled form); 1 is standard ADMM
-  double epsilon = 0.0;             // l_inf radius for adversarial training (not implemented: must be 0)
+  double epsilon = 0.0;             // l_inf radius: > 0 for (and only for) method "adversarial"
   std::string linear_solver = "auto";
   // "auto" uses a direct solve when its system is at most this large: dense Cholesky of the
   // K d x K d u-system, or Woodbury with an n x n factor (the cheaper one in flops; docs).

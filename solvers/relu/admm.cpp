@@ -146,6 +146,8 @@ void Solver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local,
   const bool valid = options.IsValid(&why);
   check_all(comm, valid, "relu: " + why);
   if (!loss) loss = make_loss(options.loss);
+  check_all(comm, options.method != "adversarial",
+            "relu: -method adversarial is solved by relu::AdversarialSolver, not relu::Solver");
   constrained = options.method != "scp";
   rbcd = loss->name() == "bce" && options.bce_solver == "rbcd";
   split_loss = loss->name() != "squared" && !rbcd;

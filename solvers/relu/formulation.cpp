@@ -83,8 +83,8 @@ std::unique_ptr<Loss> make_loss(const std::string& name) {
 }
 
 std::vector<std::string> loss_names() { return {"squared", "bce", "hinge"}; }
-// "adversarial" (robust training, docs/relu.md "Not done") is not registered yet.
-std::vector<std::string> method_names() { return {"admm", "scp"}; }
+// "adversarial" is solved by AdversarialSolver (adversarial.cpp), the others by Solver.
+std::vector<std::string> method_names() { return {"admm", "scp", "adversarial"}; }
 std::vector<std::string> linear_solver_names() { return {"auto", "dense", "woodbury", "pcg"}; }
 std::vector<std::string> bce_solver_names() { return {"split", "rbcd"}; }
 
@@ -96,7 +96,7 @@ bool Options::IsValid(std::string* why) const {
   auto in = [](const std::string& value, const std::vector<std::string>& list) {
     return std::find(list.begin(), list.end(), value) != list.end();
   };
-  if (!in(method, method_names())) return fail("-method " + method + ": must be admm or scp");
+  if (!in(method, method_names())) return fail("-method " + method + ": must be admm, scp or adversarial");
   if (!in(loss, loss_names())) return fail("-loss " + loss + ": must be squared, bce or hinge");
   if (!in(linear_solver, linear_solver_names()))
     return fail("-linear_solver " + linear_solver + ": must be auto, dense, woodbury or pcg");
@@ -109,7 +109,14 @@ bool Options::IsValid(std::string* why) const {
   if (!(rho > 0) || !std::isfinite(rho)) return fail("-rho must be finite and > 0");
   if (!(gamma > 0 && gamma < 2)) return fail("-gamma (dual step) must be in (0, 2)");
   if (!(epsilon >= 0) || !std::isfinite(epsilon)) return fail("-epsilon must be finite and >= 0");
-  if (epsilon != 0.0) return fail("epsilon (adversarial training) is not implemented yet");
+  if (method == "adversarial") {
+    if (!(epsilon > 0))
+      return fail("-method adversarial needs -epsilon > 0 (the l_inf radius of the perturbations)");
+    if (loss != "hinge")
+      return fail("-method adversarial trains the worst-case hinge loss: use -loss hinge (got -loss " + loss + ")");
+  } else if (epsilon != 0.0) {
+    return fail("-epsilon is only used by -method adversarial (got -method " + method + ")");
+  }
   if (!(tol > 0)) return fail("-tol must be > 0");
   if (!(pcg_rtol > 0 && pcg_rtol < 1)) return fail("-pcg_rtol must be in (0, 1)");
   if (record_every < 1) return fail("-record_every must be >= 1");
