@@ -138,7 +138,7 @@ void check_labels(MPI_Comm comm, const Loss& loss, const Eigen::VectorXd& labels
 struct Summary {
   std::int64_t patterns_requested = 0;
   std::int64_t patterns = 0;       // after deduplication
-  std::string linear_solver;       // the one actually used
+  std::string linear_solver;       // the one actually used ("rbcd" for ADMM-RBCD)
   std::int64_t pcg_iterations = 0; // total over the run
   double setup_seconds = 0.0;      // sampling + factorization
   double objective = 0.0;          // at the group-sparse iterate (v, w)
