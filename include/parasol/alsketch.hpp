@@ -168,7 +168,8 @@ struct Options {
   double jacobian_eig_min = 1e-2;       // fail when lambda_min(G G^T) is below
   double reduced_hessian_min = 1e-6;    // shift B when lambda_min(Z^T H Z) is below
   double eta1_max = 1e8, eta2_min = 1e-8;  // accept the direction anyway beyond these
-  std::int64_t dense_limit = 1000;  // exact dense spectra and sketching up to n + m
+  std::int64_t dense_limit = 1000;  // exact dense spectra and sketching up to n + m; above,
+                                    // Lanczos estimates and distributed sketching
   int lanczos_steps = 20;            // beyond: Lanczos estimates with this many steps
   bool sharpen = false;  // theta_k = min(1, KKT residual): superlinear local convergence
   // The ksp sketch's method: auto | mumps | fieldsplit | minres (docs/alsketch.md).

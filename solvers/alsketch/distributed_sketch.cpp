@@ -80,6 +80,15 @@ DistributedSketchSolver::DistributedSketchSolver(Mat K, Vec b, const std::vector
   std::vector<PetscInt> natural_all(N_);
   MPI_Allgatherv(natural_local_.data(), count, MPIU_INT, natural_all.data(), counts.data(),
                  displs.data(), MPIU_INT, comm_);
+  {  // every row's length, so every rank knows what each owner contributes to a batch
+    std::vector<PetscInt> mine(local);
+    for (PetscInt j = 0; j < local; ++j) mine[j] = row_ptr_[j + 1] - row_ptr_[j];
+    row_length_.resize(N_);
+    MPI_Allgatherv(mine.data(), count, MPIU_INT, row_length_.data(), counts.data(),
+                   displs.data(), MPIU_INT, comm_);
+    ranges_.assign(size + 1, 0);
+    for (int q = 0; q < size; ++q) ranges_[q + 1] = ranges_[q] + counts[q];
+  }
   petsc_of_natural_.assign(N_, 0);
   for (PetscInt p = 0; p < N_; ++p) petsc_of_natural_[natural_all[p]] = p;
   if (config_.rownorm_weights) {
@@ -112,17 +121,24 @@ double DistributedSketchSolver::residual_norm() const {
 
 bool DistributedSketchSolver::run(double target, std::int64_t budget) {
   for (std::int64_t taken = 0;;) {
-    if (residual_norm() <= target) {
-      if (since_recompute_ > 0) recompute_residual();  // confirm without drift
-      if (residual_norm() <= target) return true;
-    }
-    if (taken >= budget) break;
     if (config_.kind == "kaczmarz") {
+      // The norm test rides on the batch's one collective.
       const int batch = static_cast<int>(std::min<std::int64_t>(kKaczmarzBatch, budget - taken));
-      kaczmarz_batch(batch);
+      if (kaczmarz_batch(batch, target)) {
+        if (since_recompute_ == 0) return true;
+        recompute_residual();  // confirm without drift
+        if (residual_norm() <= target) return true;
+        continue;
+      }
+      if (batch == 0) break;
       taken += batch;
       if ((since_recompute_ += batch) >= recompute_interval_) recompute_residual();
     } else {
+      if (residual_norm() <= target) {
+        if (since_recompute_ > 0) recompute_residual();
+        if (residual_norm() <= target) return true;
+      }
+      if (taken >= budget) break;
       block_step(config_.block_size);
       ++taken;
     }
@@ -131,7 +147,7 @@ bool DistributedSketchSolver::run(double target, std::int64_t budget) {
   return residual_norm() <= target;
 }
 
-void DistributedSketchSolver::kaczmarz_batch(int steps) {
+bool DistributedSketchSolver::kaczmarz_batch(int steps, double target) {
   // The rows of the batch, drawn by every rank alike.
   std::vector<PetscInt> rows(steps);
   for (int k = 0; k < steps; ++k) {
@@ -146,11 +162,25 @@ void DistributedSketchSolver::kaczmarz_batch(int steps) {
     }
     rows[k] = petsc_of_natural_[i];
   }
-  steps_ += steps;
-  // Each owner packs its rows of the batch: k, r_p (batch start), count, (column, value)...
+  // Each rank contributes its |r|^2, then for each of its rows of the batch: k, r_p (batch
+  // start), count, (column, value)... The sizes follow from the row lengths: one collective.
+  int size;
+  MPI_Comm_size(comm_, &size);
+  std::vector<int> counts(size, 1), displs(size, 0);
+  for (int k = 0; k < steps; ++k) {
+    const int owner = static_cast<int>(std::upper_bound(ranges_.begin(), ranges_.end(), rows[k]) -
+                                       ranges_.begin()) - 1;
+    counts[owner] += 3 + 2 * static_cast<int>(row_length_[rows[k]]);
+  }
+  for (int q = 1; q < size; ++q) displs[q] = displs[q - 1] + counts[q - 1];
   PetscScalar* r;
   PARASOL_PETSC(VecGetArray(r_, &r));
   std::vector<double> mine;
+  {
+    double r2 = 0;
+    for (PetscInt j = 0; j < hi_ - lo_; ++j) r2 += r[j] * r[j];
+    mine.push_back(r2);
+  }
   for (int k = 0; k < steps; ++k) {
     const PetscInt p = rows[k];
     if (p < lo_ || p >= hi_) continue;
@@ -163,20 +193,26 @@ void DistributedSketchSolver::kaczmarz_batch(int steps) {
       mine.push_back(row_val_[e]);
     }
   }
-  int size;
-  MPI_Comm_size(comm_, &size);
-  int count = static_cast<int>(mine.size());
-  std::vector<int> counts(size), displs(size, 0);
-  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
-  for (int q = 1; q < size; ++q) displs[q] = displs[q - 1] + counts[q - 1];
+  int rank;
+  MPI_Comm_rank(comm_, &rank);  // mine.size() == counts[rank]: K does not change in a solve
   std::vector<double> all(displs[size - 1] + counts[size - 1]);
-  MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(),
+  MPI_Allgatherv(mine.data(), counts[rank], MPI_DOUBLE, all.data(), counts.data(), displs.data(),
                  MPI_DOUBLE, comm_);
+  double r2 = 0;
+  for (int q = 0; q < size; ++q) r2 += all[displs[q]];
+  if (r2 <= target * target || steps == 0) {
+    PARASOL_PETSC(VecRestoreArray(r_, &r));
+    return r2 <= target * target;
+  }
+  steps_ += steps;
   // Unpack: where each step's row starts in `all` (a row drawn twice is packed twice).
   std::vector<std::size_t> at(steps);
-  for (std::size_t pos = 0; pos < all.size();) {
-    at[static_cast<int>(all[pos])] = pos;
-    pos += 3 + 2 * static_cast<std::size_t>(all[pos + 2]);
+  for (int q = 0; q < size; ++q) {
+    const std::size_t end = static_cast<std::size_t>(displs[q]) + counts[q];
+    for (std::size_t pos = displs[q] + 1; pos < end;) {
+      at[static_cast<int>(all[pos])] = pos;
+      pos += 3 + 2 * static_cast<std::size_t>(all[pos + 2]);
+    }
   }
   auto length = [&](int k) { return static_cast<int>(all[at[k] + 2]); };
   auto col = [&](int k, int e) { return static_cast<PetscInt>(all[at[k] + 3 + 2 * e]); };
@@ -217,6 +253,7 @@ void DistributedSketchSolver::kaczmarz_batch(int steps) {
   }
   PARASOL_PETSC(VecRestoreArray(z_, &z));
   PARASOL_PETSC(VecRestoreArray(r_, &r));
+  return false;
 }
 
 void DistributedSketchSolver::block_step(int s) {

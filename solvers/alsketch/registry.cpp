@@ -80,7 +80,8 @@ Options read_options(MPI_Comm comm, const Options& d) {
   o.reduced_hessian_min = r.real("reduced_hessian_min",
                                  "shift B when lambda_min(Z^T H Z) is below this",
                                  d.reduced_hessian_min);
-  o.dense_limit = r.integer("dense_limit", "largest n + m the sketching solvers gather",
+  o.dense_limit = r.integer("dense_limit",
+                            "largest n + m the sketches gather (above: distributed sketching)",
                             d.dense_limit, 1);
   o.lanczos_steps = static_cast<int>(r.integer(
       "lanczos_steps", "Lanczos steps for the spectral estimates when n + m > dense_limit",

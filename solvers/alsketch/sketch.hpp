@@ -101,7 +101,9 @@ class DistributedSketchSolver {
   std::int64_t steps() const { return steps_; }
 
  private:
-  void kaczmarz_batch(int steps);
+  // Shares the batch's rows and |r|^2; takes the steps unless |r| <= target already (then
+  // returns true without a step).
+  bool kaczmarz_batch(int steps, double target);
   void block_step(int s);
   void recompute_residual();
   MPI_Comm comm_;
@@ -117,6 +119,8 @@ class DistributedSketchSolver {
   // kaczmarz: local rows in CSR and the same entries by column (CSC over global columns).
   std::vector<PetscInt> row_ptr_, row_col_;
   std::vector<double> row_val_, row_norm2_;
+  std::vector<PetscInt> row_length_;   // nonzeros of every row of K, by PETSc index
+  std::vector<PetscInt> ranges_;       // ownership ranges of the rows
   std::vector<PetscInt> col_ptr_;        // size N + 1 (global columns)
   std::vector<PetscInt> col_row_;        // local row offsets
   std::vector<double> col_val_;

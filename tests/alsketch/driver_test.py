@@ -102,23 +102,27 @@ with tempfile.TemporaryDirectory() as tmp:
         check(p.returncode == 1 and "parasol-alsketch: error:" in p.stderr and needle in p.stderr,
               f"{' '.join(args)} rejected ({p.stderr.strip()[-200:]})")
 
-    # Checkpoint at iteration 3, restart: the same final answer as one straight run.
-    straight = os.path.join(tmp, "straight.h5")
-    p = run(2, "-problem", "hs6", "-output", straight)
-    ck = os.path.join(tmp, "ck.h5")
-    first = os.path.join(tmp, "first.h5")
-    p1 = run(2, "-problem", "hs6", "-max_it", "3", "-checkpoint", ck, "-checkpoint_every", "1",
-             "-output", first)
-    resumed = os.path.join(tmp, "resumed.h5")
-    p2 = run(2, "-problem", "hs6", "-restart", ck, "-output", resumed)
-    check(p.returncode == 0 and p1.returncode == 0 and p2.returncode == 0,
-          f"checkpoint/restart runs exit 0 ({p1.stderr.strip()[-200:]} {p2.stderr.strip()[-200:]})")
-    if p2.returncode == 0 and p.returncode == 0:
-        with h5py.File(straight, "r") as a, h5py.File(resumed, "r") as b:
-            check(np.allclose(a["solution/x"][()], b["solution/x"][()], atol=1e-10),
-                  "restarted run reaches the same x")
-            check(len(a["history/objective"]) == len(b["history/objective"]),
-                  "restarted run has the same number of history rows")
+    # Checkpoint at iteration 3, restart: the same run as one straight run (the warm start's
+    # previous direction is saved in the checkpoint, so its history matches too).
+    for extra in ([], ["-alsketch_warm_start", "-alsketch_accelerate"]):
+        tag = "warm" if extra else "plain"
+        straight = os.path.join(tmp, f"straight_{tag}.h5")
+        p = run(2, "-problem", "hs6", *extra, "-output", straight)
+        ck = os.path.join(tmp, f"ck_{tag}.h5")
+        first = os.path.join(tmp, f"first_{tag}.h5")
+        p1 = run(2, "-problem", "hs6", *extra, "-max_it", "3", "-checkpoint", ck,
+                 "-checkpoint_every", "1", "-output", first)
+        resumed = os.path.join(tmp, f"resumed_{tag}.h5")
+        p2 = run(2, "-problem", "hs6", *extra, "-restart", ck, "-output", resumed)
+        check(p.returncode == 0 and p1.returncode == 0 and p2.returncode == 0,
+              f"{tag} checkpoint/restart runs exit 0 ({p1.stderr.strip()[-200:]} {p2.stderr.strip()[-200:]})")
+        if p2.returncode == 0 and p.returncode == 0:
+            with h5py.File(straight, "r") as a, h5py.File(resumed, "r") as b:
+                check(np.allclose(a["solution/x"][()], b["solution/x"][()], atol=1e-10),
+                      f"{tag} restarted run reaches the same x")
+                ha, hb = a["history/kkt_residual"][()], b["history/kkt_residual"][()]
+                check(len(ha) == len(hb) and np.allclose(ha, hb, rtol=1e-9, atol=0),
+                      f"{tag} restarted run has the same history ({ha} vs {hb})")
 
 print("FAILED:" if failures else "all passed", *failures, sep="\n  ")
 sys.exit(1 if failures else 0)
