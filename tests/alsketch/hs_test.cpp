@@ -7,8 +7,8 @@
 // projections: |K|_F^2/sigma_min(K)^2, which grows without bound). The sketches solve them
 // with the accelerated sketch-and-project (steps ~ sqrt(nu/mu) ~ N |K_i|/sigma_min) and the
 // warm start from the previous direction (-alsketch_accelerate, -alsketch_warm_start).
-// hs46 with the sketches needs 3e6 steps per iteration (25-60 s): measured, not run here
-// (docs/alsketch.md, "Limits").
+// hs46 (sixth-power term) needs up to 3e6 steps per iteration: 7 s with kaczmarz and 17 s
+// with gaussian at one rank (docs/alsketch.md, "Limits").
 #include <gtest/gtest.h>
 #include <parasol/alsketch.hpp>
 
@@ -37,7 +37,6 @@ std::vector<Case> cases() {
   std::vector<Case> out;
   for (const auto& p : hs_problem_names())
     for (const char* s : {"gaussian", "kaczmarz", "ksp"}) {
-      if (p == "hs46" && std::string(s) != "ksp") continue;
 #ifdef ALSKETCH_LONG
       if (slow(p, s)) out.push_back({p, s});
 #else
@@ -61,7 +60,7 @@ TEST_P(HsProblems, ReachesPublishedOptimum) {
   if (degenerate(c.problem) && c.sketch != "ksp") {
     options.accelerate = true;
     options.warm_start = true;
-    options.max_sketch_steps = 200000;
+    options.max_sketch_steps = c.problem == "hs46" ? 3000000 : 200000;
   }
   Summary summary = Solve(*problem, options, 300);
   const double f_star = *problem->known_objective();
