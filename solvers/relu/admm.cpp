@@ -653,11 +653,8 @@ StepReport Solver::step(std::int64_t) {
 
 void Solver::save_state(h5::File& file, const std::string& group) const {
   const Impl& s = *impl_;
-  const auto K = static_cast<std::uint64_t>(s.K), d = static_cast<std::uint64_t>(s.d);
-  h5::write(file, group + "/U", flat(s.U), {K, d});
-  h5::write(file, group + "/V", flat(s.V), {K, d});
-  h5::write(file, group + "/lambda", flat(s.Lam), {K, d});
-  h5::write(file, group + "/gates", flat(s.patterns.gates), {static_cast<std::uint64_t>(s.P), d});
+  detail::write_consensus_state(file, group, s.U, s.V, s.Lam, s.patterns);
+  const auto K = static_cast<std::uint64_t>(s.K);
   const auto rows = static_cast<std::uint64_t>(s.X.rows());
   if (s.constrained) {
     h5::write_rows(file, group + "/s", s.S.data(), rows, K);
@@ -676,18 +673,7 @@ void Solver::save_state(h5::File& file, const std::string& group) const {
 void Solver::load_state(const h5::File& file, const std::string& group) {
   Impl& s = *impl_;
   collective(s.comm, [&] {
-    detail::check_checkpoint_gates(file, group, s.patterns);
-    std::vector<std::uint64_t> dims;
-    auto read_block = [&](const std::string& name, RowMatrix& target) {
-      const auto values = h5::read_doubles(file, group + "/" + name, &dims);
-      if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != s.K ||
-          static_cast<std::int64_t>(dims[1]) != s.d)
-        throw Error(file.path() + ": " + group + "/" + name + " has the wrong shape");
-      target = Eigen::Map<const RowMatrix>(values.data(), s.K, s.d);
-    };
-    read_block("U", s.U);
-    read_block("V", s.V);
-    read_block("lambda", s.Lam);
+    detail::read_consensus_state(file, group, s.patterns, s.K, s.d, s.U, s.V, s.Lam);
     s.pcg_iterations = h5::attr_int(file, group, "pcg_iterations");
     s.rho_changes = h5::attr_int(file, group, "rho_changes");
     s.admm_iterations = h5::attr_int(file, group, "admm_iterations");

@@ -74,13 +74,34 @@ double balancing_factor(double r_primal, double r_dual) {
   return factor;
 }
 
-void check_checkpoint_gates(const h5::File& file, const std::string& group, const Patterns& patterns) {
+void write_consensus_state(h5::File& file, const std::string& group, const RowMatrix& U, const RowMatrix& V,
+                           const RowMatrix& Lam, const Patterns& patterns) {
+  const auto K = static_cast<std::uint64_t>(U.rows()), d = static_cast<std::uint64_t>(U.cols());
+  h5::write(file, group + "/U", flat(U), {K, d});
+  h5::write(file, group + "/V", flat(V), {K, d});
+  h5::write(file, group + "/lambda", flat(Lam), {K, d});
+  h5::write(file, group + "/gates", flat(patterns.gates), {static_cast<std::uint64_t>(patterns.count()), d});
+}
+
+RowMatrix read_replicated(const h5::File& file, const std::string& path, Eigen::Index rows, Eigen::Index cols) {
+  std::vector<std::uint64_t> dims;
+  const auto values = h5::read_doubles(file, path, &dims);
+  if (dims.size() != 2 || static_cast<Eigen::Index>(dims[0]) != rows || static_cast<Eigen::Index>(dims[1]) != cols)
+    throw Error(file.path() + ": " + path + " has the wrong shape");
+  return Eigen::Map<const RowMatrix>(values.data(), rows, cols);
+}
+
+void read_consensus_state(const h5::File& file, const std::string& group, const Patterns& patterns,
+                          Eigen::Index K, Eigen::Index d, RowMatrix& U, RowMatrix& V, RowMatrix& Lam) {
   std::vector<std::uint64_t> dims;
   const auto gates = h5::read_doubles(file, group + "/gates", &dims);
-  const Eigen::Index P = patterns.gates.rows(), d = patterns.gates.cols();
+  const Eigen::Index P = patterns.count();  // gates are P x d
   if (dims.size() != 2 || static_cast<Eigen::Index>(dims[0]) != P || static_cast<Eigen::Index>(dims[1]) != d ||
       !(Eigen::Map<const RowMatrix>(gates.data(), P, d).array() == patterns.gates.array()).all())
     throw Error(file.path() + ": the checkpoint's gates differ from this run's (other -seed, -P, -bias or data?)");
+  U = read_replicated(file, group + "/U", K, d);
+  V = read_replicated(file, group + "/V", K, d);
+  Lam = read_replicated(file, group + "/lambda", K, d);
 }
 
 RowMatrix read_local_rows(const h5::File& file, const std::string& path, std::int64_t first,

@@ -49,9 +49,15 @@ StepReport repeat_steps(std::int64_t count, std::int64_t& iterations, StepFn ste
   return report;
 }
 
-// Checkpoint pieces (inside collective()): throws Error when the checkpoint's gates are not
-// this run's `patterns`.
-void check_checkpoint_gates(const h5::File& file, const std::string& group, const Patterns& patterns);
+// Checkpoint pieces. Both ADMMs save U, V, lambda (K x d, replicated) and the gates.
+void write_consensus_state(h5::File& file, const std::string& group, const RowMatrix& U, const RowMatrix& V,
+                           const RowMatrix& Lam, const Patterns& patterns);
+// Inside collective(): throws Error when the checkpoint's gates are not this run's `patterns`
+// or a matrix has another shape than K x d; else reads U, V and lambda.
+void read_consensus_state(const h5::File& file, const std::string& group, const Patterns& patterns,
+                          Eigen::Index K, Eigen::Index d, RowMatrix& U, RowMatrix& V, RowMatrix& Lam);
+// Inside collective(): the replicated matrix at `path`, which must be rows x cols (else Error).
+RowMatrix read_replicated(const h5::File& file, const std::string& path, Eigen::Index rows, Eigen::Index cols);
 // Reads this rank's rows [first, first + rows) of the row-distributed `group/name` (cols columns).
 RowMatrix read_local_rows(const h5::File& file, const std::string& path, std::int64_t first,
                           Eigen::Index rows, Eigen::Index cols);

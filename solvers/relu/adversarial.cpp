@@ -521,15 +521,12 @@ StepReport AdversarialSolver::step(std::int64_t) {
 void AdversarialSolver::save_state(h5::File& file, const std::string& group) const {
   const Impl& s = *impl_;
   const auto K = static_cast<std::uint64_t>(s.K), d = static_cast<std::uint64_t>(s.d);
-  h5::write(file, group + "/U", flat(s.U), {K, d});
-  h5::write(file, group + "/V", flat(s.V), {K, d});
-  h5::write(file, group + "/lambda", flat(s.Lam), {K, d});
+  detail::write_consensus_state(file, group, s.U, s.V, s.Lam, s.patterns);
   h5::write(file, group + "/R", flat(s.R), {K, d});
   h5::write(file, group + "/lambda_r", flat(s.LamR), {K, d});
   RowMatrix scalars(3, s.K);
   scalars << s.tau.transpose(), s.T.transpose(), s.LamT.transpose();
   h5::write(file, group + "/tau_t_lambda_t", flat(scalars), {3, K});
-  h5::write(file, group + "/gates", flat(s.patterns.gates), {static_cast<std::uint64_t>(s.P), d});
   const auto rows = static_cast<std::uint64_t>(s.X.rows());
   h5::write_rows(file, group + "/s", s.S.data(), rows, K);
   h5::write_rows(file, group + "/nu", s.Nu.data(), rows, K);
@@ -546,25 +543,12 @@ void AdversarialSolver::save_state(h5::File& file, const std::string& group) con
 void AdversarialSolver::load_state(const h5::File& file, const std::string& group) {
   Impl& s = *impl_;
   collective(s.comm, [&] {
-    detail::check_checkpoint_gates(file, group, s.patterns);
-    std::vector<std::uint64_t> dims;
+    detail::read_consensus_state(file, group, s.patterns, s.K, s.d, s.U, s.V, s.Lam);
     if (!h5::has_attr(file, group, "epsilon") || h5::attr_double(file, group, "epsilon") != s.eps)
       throw Error(file.path() + ": the checkpoint is not an adversarial run with this -epsilon");
-    auto read_matrix = [&](const std::string& name, RowMatrix& target, std::int64_t rows) {
-      const auto values = h5::read_doubles(file, group + "/" + name, &dims);
-      if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != rows ||
-          static_cast<std::int64_t>(dims[1]) != (name == "tau_t_lambda_t" ? s.K : s.d))
-        throw Error(file.path() + ": " + group + "/" + name + " has the wrong shape");
-      target = Eigen::Map<const RowMatrix>(values.data(), static_cast<Eigen::Index>(dims[0]),
-                                           static_cast<Eigen::Index>(dims[1]));
-    };
-    read_matrix("U", s.U, s.K);
-    read_matrix("V", s.V, s.K);
-    read_matrix("lambda", s.Lam, s.K);
-    read_matrix("R", s.R, s.K);
-    read_matrix("lambda_r", s.LamR, s.K);
-    RowMatrix scalars;
-    read_matrix("tau_t_lambda_t", scalars, 3);
+    s.R = detail::read_replicated(file, group + "/R", s.K, s.d);
+    s.LamR = detail::read_replicated(file, group + "/lambda_r", s.K, s.d);
+    const RowMatrix scalars = detail::read_replicated(file, group + "/tau_t_lambda_t", 3, s.K);
     s.tau = scalars.row(0).transpose();
     s.T = scalars.row(1).transpose();
     s.LamT = scalars.row(2).transpose();
