@@ -17,36 +17,20 @@
 #include <parasol/random.hpp>
 #include <parasol/relu.hpp>
 
+#include "admm_common.hpp"
+#include "internal.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 namespace parasol::relu {
 
+using detail::flat;
+using detail::group_norm_sum;
+using detail::sum_replicated;
+
 namespace {
-
-// Sum over ranks with the same bits on every rank (reduce to 0, then broadcast), so that
-// replicated variables never drift apart and control decisions agree everywhere.
-void sum_replicated(MPI_Comm comm, double* data, int count) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  if (rank == 0) {
-    MPI_Reduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_SUM, 0, comm);
-  } else {
-    MPI_Reduce(data, nullptr, count, MPI_DOUBLE, MPI_SUM, 0, comm);
-  }
-  MPI_Bcast(data, count, MPI_DOUBLE, 0, comm);
-}
-
-std::int64_t first_row_of(MPI_Comm comm, std::int64_t local_rows) {
-  std::int64_t first = 0;
-  MPI_Exscan(&local_rows, &first, 1, MPI_INT64_T, MPI_SUM, comm);
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  return rank == 0 ? 0 : first;
-}
-
-std::vector<double> flat(const RowMatrix& M) { return std::vector<double>(M.data(), M.data() + M.size()); }
 
 // All ranks' row blocks of a row-major matrix with `cols` columns, in global row order,
 // written to `all` (room for every row). Counts are int: at most 2^31 - 1 entries in all.
@@ -153,33 +137,10 @@ void Solver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local,
   split_loss = loss->name() != "squared" && !rbcd;
   rho = options.rho;
 
-  // Shapes agree over ranks: every rank has the same column count.
-  std::int64_t cols[2] = {X_raw.cols(), -X_raw.cols()};
-  MPI_Allreduce(MPI_IN_PLACE, cols, 2, MPI_INT64_T, MPI_MAX, comm);
-  check_all(comm, cols[0] == -cols[1], "relu: ranks disagree on the number of features");
-  check_all(comm, X_raw.cols() >= 1, "relu: the training data has no features");
-  check_all(comm, y_local.size() == X_raw.rows(),
-            "relu: the training data needs one label per row (/y missing or of the wrong length)");
-  check_all(comm, X_raw.allFinite() && y_local.allFinite(), "relu: the training data has non-finite values");
-  check_labels(comm, *loss, y_local, "relu: training data");
-  std::int64_t local = X_raw.rows();
-  MPI_Allreduce(&local, &n_global, 1, MPI_INT64_T, MPI_SUM, comm);
-  check_all(comm, n_global >= 1, "relu: the training data has no rows");
-  first_row = first_row_of(comm, local);
-
-  std::int64_t test_rows = X_test_raw.rows(), test_global = 0;
-  MPI_Allreduce(&test_rows, &test_global, 1, MPI_INT64_T, MPI_SUM, comm);
-  has_test = test_global > 0;
-  if (has_test) {
-    check_all(comm, X_test_raw.rows() == 0 || X_test_raw.cols() == X_raw.cols(),
-              "relu: the test set has " + std::to_string(X_test_raw.cols()) +
-                  " features but the training set has " + std::to_string(X_raw.cols()));
-    check_all(comm, y_test_local.size() == X_test_raw.rows(),
-              "relu: the test set needs one label per row");
-    check_all(comm, X_test_raw.allFinite() && y_test_local.allFinite(),
-              "relu: the test set has non-finite values");
-    check_labels(comm, *loss, y_test_local, "relu: test set");
-  }
+  const detail::DataLayout layout = detail::check_data(comm, *loss, X_raw, y_local, X_test_raw, y_test_local);
+  n_global = layout.n_global;
+  first_row = layout.first_row;
+  has_test = layout.has_test;
 
   X = with_bias(X_raw, options.bias);
   y = y_local;
@@ -537,11 +498,7 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   // 2. v-update: group soft-threshold of u + lambda with threshold beta / rho.
   const RowMatrix V_old = V;
   const RowMatrix shifted = U + Lam;
-  for (std::int64_t j = 0; j < K; ++j) {
-    const double norm = shifted.row(j).norm();
-    const double keep = norm > 0 ? std::max(0.0, 1.0 - beta / (rho * norm)) : 0.0;
-    V.row(j) = keep * shifted.row(j);
-  }
+  detail::group_soft_threshold(shifted, beta, rho, V);
   Lam += gamma * (U - V);
 
   // 3. slack updates (row-local) and their duals.
@@ -609,18 +566,9 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   const double r_slack =
       std::sqrt(global[0]) / std::max(1.0, std::sqrt(std::max(global[1], global[2])));
   const double r_dual = rho * ((V - V_old) + slack_change).norm() / Fty_norm;
-  double r_group = 0.0;
-  for (std::int64_t j = 0; j < K; ++j) {
-    const double norm = V.row(j).norm();
-    const double violation = norm > 0 ? (beta * V.row(j) / norm - rho * Lam.row(j)).norm()
-                                      : std::max(0.0, rho * Lam.row(j).norm() - beta);
-    r_group = std::max(r_group, violation);
-  }
-  r_group /= Fty_norm;
+  const double r_group = detail::group_stationarity(V, Lam, beta, rho) / Fty_norm;
 
-  double penalty = 0.0;
-  for (std::int64_t j = 0; j < K; ++j) penalty += V.row(j).norm();
-  last_objective = global[3] + beta * penalty;
+  last_objective = global[3] + beta * group_norm_sum(V);
   last_cone_violation = std::sqrt(global[5]);
 
   StepReport report;
@@ -638,9 +586,7 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   // Every iteration during the first 20 (to find the scale of rho fast), then every 10.
   const bool balance_now = iteration <= 20 || iteration % 10 == 0;
   if (options.adaptive_rho && balance_now && rho_changes < options.max_rho_changes) {
-    double factor = 1.0;
-    if (r_primal > 10.0 * r_dual_all) factor = 2.0;
-    if (r_dual_all > 10.0 * r_primal) factor = 0.5;
+    const double factor = detail::balancing_factor(r_primal, r_dual_all);
     if (factor != 1.0) {
       rho *= factor;
       ++rho_changes;
@@ -668,9 +614,7 @@ double Solver::Impl::objective_at_v() {
   double value = 0.0;
   for (Eigen::Index k = 0; k < y.size(); ++k) value += loss->value(prediction(k), y(k));
   sum_replicated(comm, &value, 1);
-  double penalty = 0.0;
-  for (std::int64_t j = 0; j < K; ++j) penalty += V.row(j).norm();
-  return value + options.beta * penalty;
+  return value + options.beta * group_norm_sum(V);
 }
 
 ConvexModel Solver::Impl::model() const {
@@ -703,21 +647,14 @@ std::vector<std::string> Solver::history_fields() const {
 // One iteration of the shared loop runs options.record_every ADMM iterations (each checks
 // the stopping test), so that thousands of cheap iterations do not each cost a history row.
 StepReport Solver::step(std::int64_t) {
-  StepReport report;
-  for (std::int64_t i = 0; i < impl_->options.record_every; ++i) {
-    report = impl_->step(++impl_->admm_iterations);
-    if (report.status != Status::Running) break;
-  }
-  return report;
+  return detail::repeat_steps(impl_->options.record_every, impl_->admm_iterations,
+                              [this](std::int64_t iteration) { return impl_->step(iteration); });
 }
 
 void Solver::save_state(h5::File& file, const std::string& group) const {
   const Impl& s = *impl_;
-  const auto K = static_cast<std::uint64_t>(s.K), d = static_cast<std::uint64_t>(s.d);
-  h5::write(file, group + "/U", flat(s.U), {K, d});
-  h5::write(file, group + "/V", flat(s.V), {K, d});
-  h5::write(file, group + "/lambda", flat(s.Lam), {K, d});
-  h5::write(file, group + "/gates", flat(s.patterns.gates), {static_cast<std::uint64_t>(s.P), d});
+  detail::write_consensus_state(file, group, s.U, s.V, s.Lam, s.patterns);
+  const auto K = static_cast<std::uint64_t>(s.K);
   const auto rows = static_cast<std::uint64_t>(s.X.rows());
   if (s.constrained) {
     h5::write_rows(file, group + "/s", s.S.data(), rows, K);
@@ -736,22 +673,7 @@ void Solver::save_state(h5::File& file, const std::string& group) const {
 void Solver::load_state(const h5::File& file, const std::string& group) {
   Impl& s = *impl_;
   collective(s.comm, [&] {
-    std::vector<std::uint64_t> dims;
-    const auto gates = h5::read_doubles(file, group + "/gates", &dims);
-    if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != s.P ||
-        static_cast<std::int64_t>(dims[1]) != s.d ||
-        !(Eigen::Map<const RowMatrix>(gates.data(), s.P, s.d).array() == s.patterns.gates.array()).all())
-      throw Error(file.path() + ": the checkpoint's gates differ from this run's (other -seed, -P, -bias or data?)");
-    auto read_block = [&](const std::string& name, RowMatrix& target) {
-      const auto values = h5::read_doubles(file, group + "/" + name, &dims);
-      if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != s.K ||
-          static_cast<std::int64_t>(dims[1]) != s.d)
-        throw Error(file.path() + ": " + group + "/" + name + " has the wrong shape");
-      target = Eigen::Map<const RowMatrix>(values.data(), s.K, s.d);
-    };
-    read_block("U", s.U);
-    read_block("V", s.V);
-    read_block("lambda", s.Lam);
+    detail::read_consensus_state(file, group, s.patterns, s.K, s.d, s.U, s.V, s.Lam);
     s.pcg_iterations = h5::attr_int(file, group, "pcg_iterations");
     s.rho_changes = h5::attr_int(file, group, "rho_changes");
     s.admm_iterations = h5::attr_int(file, group, "admm_iterations");
@@ -761,53 +683,23 @@ void Solver::load_state(const h5::File& file, const std::string& group) {
     s.rho = saved_rho;
     s.factorize();
   }
-  const auto first = static_cast<std::uint64_t>(s.first_row);
-  const auto rows = static_cast<std::uint64_t>(s.X.rows());
+  const Eigen::Index rows = s.X.rows();
   if (s.constrained) {
-    auto values = h5::read_rows(file, group + "/s", first, rows);
-    s.S = Eigen::Map<const RowMatrix>(values.data(), s.X.rows(), s.K);
-    values = h5::read_rows(file, group + "/nu", first, rows);
-    s.Nu = Eigen::Map<const RowMatrix>(values.data(), s.X.rows(), s.K);
+    s.S = detail::read_local_rows(file, group + "/s", s.first_row, rows, s.K);
+    s.Nu = detail::read_local_rows(file, group + "/nu", s.first_row, rows, s.K);
   }
   if (s.split_loss) {
-    auto values = h5::read_rows(file, group + "/q", first, rows);
-    s.q = Eigen::Map<const Eigen::VectorXd>(values.data(), s.X.rows());
-    values = h5::read_rows(file, group + "/mu", first, rows);
-    s.mu = Eigen::Map<const Eigen::VectorXd>(values.data(), s.X.rows());
+    s.q = detail::read_local_rows(file, group + "/q", s.first_row, rows, 1);
+    s.mu = detail::read_local_rows(file, group + "/mu", s.first_row, rows, 1);
   }
   s.recompute_coupling();
 }
 
 void Solver::write_solution(h5::File& file) const {
   const Impl& s = *impl_;
-  const ConvexModel m = s.model();
-  const Network net = m.recover();
-  const auto P = static_cast<std::uint64_t>(s.P), d = static_cast<std::uint64_t>(s.d);
-  const auto neurons = static_cast<std::uint64_t>(net.W1.rows());
-  h5::write(file, "/solution/gates", flat(m.gates), {P, d});
-  h5::write(file, "/solution/v", flat(m.V), {P, d});
-  h5::write(file, "/solution/w", flat(m.W), {P, d});
-  // A network without neurons (every group zero, e.g. a large beta) has no W1/w2 datasets
-  // (HDF5 cannot hold empty ones here); the attribute `neurons` says 0.
-  h5::set_attr(file, "/solution", "neurons", static_cast<std::int64_t>(neurons));
-  if (neurons > 0) {
-    h5::write(file, "/solution/W1", flat(net.W1), {neurons, d});
-    h5::write(file, "/solution/w2", std::vector<double>(net.w2.data(), net.w2.data() + net.w2.size()),
-              {neurons});
-    if (net.gated) h5::write(file, "/solution/neuron_gates", flat(net.gate_of_neuron), {neurons, d});
-  }
-  h5::set_attr(file, "/solution", "loss", s.loss->name());
-  h5::set_attr(file, "/solution", "method", s.options.method);
-  h5::set_attr(file, "/solution", "model", std::string(net.gated ? "gated_relu" : "relu"));
-  h5::set_attr(file, "/solution", "bias", static_cast<std::int64_t>(s.options.bias ? 1 : 0));
-  h5::set_attr(file, "/solution", "features", static_cast<std::int64_t>(s.d - (s.options.bias ? 1 : 0)));
-  h5::set_attr(file, "/solution", "patterns_requested", s.patterns.requested);
-  h5::set_attr(file, "/solution", "patterns", static_cast<std::int64_t>(s.P));
-  h5::set_attr(file, "/solution", "beta", s.options.beta);
-  h5::set_attr(file, "/solution", "rho", s.rho);
-  h5::set_attr(file, "/solution", "linear_solver", s.linear_solver);
-  h5::set_attr(file, "/solution", "objective", s.last_objective);
-  h5::set_attr(file, "/solution", "admm_iterations", s.admm_iterations);
+  detail::write_solution(file, s.model(), s.patterns, s.options,
+                         {s.loss->name(), s.options.method, s.linear_solver, s.rho, s.last_objective,
+                          s.admm_iterations});
   h5::set_attr(file, "/solution", "cone_violation", s.last_cone_violation);
 }
 

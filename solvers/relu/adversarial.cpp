@@ -20,6 +20,7 @@
 #include <parasol/h5.hpp>
 #include <parasol/relu_adversarial.hpp>
 
+#include "admm_common.hpp"
 #include "internal.hpp"
 
 #include <algorithm>
@@ -29,8 +30,8 @@
 
 namespace parasol::relu {
 
-using detail::first_row_of;
 using detail::flat;
+using detail::group_norm_sum;
 using detail::sum_replicated;
 
 namespace {
@@ -217,28 +218,11 @@ void AdversarialSolver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorX
   rho = options.rho;
   const auto loss = make_loss("hinge");
 
-  std::int64_t cols[2] = {X_raw.cols(), -X_raw.cols()};
-  MPI_Allreduce(MPI_IN_PLACE, cols, 2, MPI_INT64_T, MPI_MAX, comm);
-  check_all(comm, cols[0] == -cols[1], "relu: ranks disagree on the number of features");
-  check_all(comm, X_raw.cols() >= 1, "relu: the training data has no features");
-  check_all(comm, y_local.size() == X_raw.rows(),
-            "relu: the training data needs one label per row (/y missing or of the wrong length)");
-  check_all(comm, X_raw.allFinite() && y_local.allFinite(), "relu: the training data has non-finite values");
-  check_labels(comm, *loss, y_local, "relu: training data");
-  std::int64_t local = X_raw.rows();
-  MPI_Allreduce(&local, &n_global, 1, MPI_INT64_T, MPI_SUM, comm);
-  check_all(comm, n_global >= 1, "relu: the training data has no rows");
-  first_row = first_row_of(comm, local);
-  std::int64_t test_rows = X_test_raw.rows(), test_global = 0;
-  MPI_Allreduce(&test_rows, &test_global, 1, MPI_INT64_T, MPI_SUM, comm);
-  has_test = test_global > 0;
+  const detail::DataLayout layout = detail::check_data(comm, *loss, X_raw, y_local, X_test_raw, y_test_local);
+  n_global = layout.n_global;
+  first_row = layout.first_row;
+  has_test = layout.has_test;
   if (has_test) {
-    check_all(comm, X_test_raw.rows() == 0 || X_test_raw.cols() == X_raw.cols(),
-              "relu: the test set has " + std::to_string(X_test_raw.cols()) +
-                  " features but the training set has " + std::to_string(X_raw.cols()));
-    check_all(comm, y_test_local.size() == X_test_raw.rows(), "relu: the test set needs one label per row");
-    check_all(comm, X_test_raw.allFinite() && y_test_local.allFinite(), "relu: the test set has non-finite values");
-    check_labels(comm, *loss, y_test_local, "relu: test set");
     X_test = with_bias(X_test_raw, options.bias);
     y_test = y_test_local;
   }
@@ -369,11 +353,7 @@ StepReport AdversarialSolver::Impl::step(std::int64_t iteration) {
   const RowMatrix V_old = V, R_old = R, S_old = S, Z_old = Z;
   const Eigen::VectorXd T_old = T;
   const RowMatrix shifted = U + Lam;
-  for (std::int64_t j = 0; j < K; ++j) {
-    const double norm = shifted.row(j).norm();
-    const double keep = norm > 0 ? std::max(0.0, 1.0 - beta / (rho * norm)) : 0.0;
-    V.row(j) = keep * shifted.row(j);
-  }
+  detail::group_soft_threshold(shifted, beta, rho, V);
   Lam += gamma * (U - V);
   R = U + LamR;
   T = tau + LamT;
@@ -452,18 +432,9 @@ StepReport AdversarialSolver::Impl::step(std::int64_t iteration) {
   const double r_dual =
       rho * std::sqrt(((V - V_old) + h * (R - R_old) + change_U).squaredNorm() +
                       (h * (T - T_old) + change_tau).squaredNorm()) / dual_scale;
-  double r_group = 0.0;
-  for (std::int64_t j = 0; j < K; ++j) {
-    const double norm = V.row(j).norm();
-    const double violation = norm > 0 ? (beta * V.row(j) / norm - rho * Lam.row(j)).norm()
-                                      : std::max(0.0, rho * Lam.row(j).norm() - beta);
-    r_group = std::max(r_group, violation);
-  }
-  r_group /= dual_scale;
+  const double r_group = detail::group_stationarity(V, Lam, beta, rho) / dual_scale;
 
-  double penalty = 0.0;
-  for (std::int64_t j = 0; j < K; ++j) penalty += V.row(j).norm();
-  last_objective = global[3] + beta * penalty;
+  last_objective = global[3] + beta * group_norm_sum(V);
   last_cone_violation = std::sqrt(global[5]);
 
   StepReport report;
@@ -482,9 +453,7 @@ StepReport AdversarialSolver::Impl::step(std::int64_t iteration) {
   const bool balance_now = (iteration <= 20 || iteration >= next_balance) &&
                            std::max(r_primal, r_dual_all) > 10.0 * options.tol;
   if (options.adaptive_rho && balance_now && rho_changes < options.max_rho_changes) {
-    double factor = 1.0;
-    if (r_primal > 10.0 * r_dual_all) factor = 2.0;
-    if (r_dual_all > 10.0 * r_primal) factor = 0.5;
+    const double factor = detail::balancing_factor(r_primal, r_dual_all);
     if (iteration > 20) next_balance = iteration + balance_wait;
     if (factor != 1.0) {
       if (iteration > 20) balance_wait *= 2;
@@ -516,9 +485,7 @@ double AdversarialSolver::Impl::objective_at_v() const {
   for (Eigen::Index k = 0; k < X.rows(); ++k)
     value += robust_hinge(X.row(k).transpose(), ZV.row(k).transpose(), y(k), eps, d_raw);
   sum_replicated(comm, &value, 1);
-  double penalty = 0.0;
-  for (std::int64_t j = 0; j < K; ++j) penalty += V.row(j).norm();
-  return value + options.beta * penalty;
+  return value + options.beta * group_norm_sum(V);
 }
 
 ConvexModel AdversarialSolver::Impl::model() const {
@@ -547,26 +514,19 @@ std::vector<std::string> AdversarialSolver::history_fields() const {
 }
 
 StepReport AdversarialSolver::step(std::int64_t) {
-  StepReport report;
-  for (std::int64_t i = 0; i < impl_->options.record_every; ++i) {
-    report = impl_->step(++impl_->admm_iterations);
-    if (report.status != Status::Running) break;
-  }
-  return report;
+  return detail::repeat_steps(impl_->options.record_every, impl_->admm_iterations,
+                              [this](std::int64_t iteration) { return impl_->step(iteration); });
 }
 
 void AdversarialSolver::save_state(h5::File& file, const std::string& group) const {
   const Impl& s = *impl_;
   const auto K = static_cast<std::uint64_t>(s.K), d = static_cast<std::uint64_t>(s.d);
-  h5::write(file, group + "/U", flat(s.U), {K, d});
-  h5::write(file, group + "/V", flat(s.V), {K, d});
-  h5::write(file, group + "/lambda", flat(s.Lam), {K, d});
+  detail::write_consensus_state(file, group, s.U, s.V, s.Lam, s.patterns);
   h5::write(file, group + "/R", flat(s.R), {K, d});
   h5::write(file, group + "/lambda_r", flat(s.LamR), {K, d});
   RowMatrix scalars(3, s.K);
   scalars << s.tau.transpose(), s.T.transpose(), s.LamT.transpose();
   h5::write(file, group + "/tau_t_lambda_t", flat(scalars), {3, K});
-  h5::write(file, group + "/gates", flat(s.patterns.gates), {static_cast<std::uint64_t>(s.P), d});
   const auto rows = static_cast<std::uint64_t>(s.X.rows());
   h5::write_rows(file, group + "/s", s.S.data(), rows, K);
   h5::write_rows(file, group + "/nu", s.Nu.data(), rows, K);
@@ -583,29 +543,12 @@ void AdversarialSolver::save_state(h5::File& file, const std::string& group) con
 void AdversarialSolver::load_state(const h5::File& file, const std::string& group) {
   Impl& s = *impl_;
   collective(s.comm, [&] {
-    std::vector<std::uint64_t> dims;
-    const auto gates = h5::read_doubles(file, group + "/gates", &dims);
-    if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != s.P ||
-        static_cast<std::int64_t>(dims[1]) != s.d ||
-        !(Eigen::Map<const RowMatrix>(gates.data(), s.P, s.d).array() == s.patterns.gates.array()).all())
-      throw Error(file.path() + ": the checkpoint's gates differ from this run's (other -seed, -P, -bias or data?)");
+    detail::read_consensus_state(file, group, s.patterns, s.K, s.d, s.U, s.V, s.Lam);
     if (!h5::has_attr(file, group, "epsilon") || h5::attr_double(file, group, "epsilon") != s.eps)
       throw Error(file.path() + ": the checkpoint is not an adversarial run with this -epsilon");
-    auto read_matrix = [&](const std::string& name, RowMatrix& target, std::int64_t rows) {
-      const auto values = h5::read_doubles(file, group + "/" + name, &dims);
-      if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != rows ||
-          static_cast<std::int64_t>(dims[1]) != (name == "tau_t_lambda_t" ? s.K : s.d))
-        throw Error(file.path() + ": " + group + "/" + name + " has the wrong shape");
-      target = Eigen::Map<const RowMatrix>(values.data(), static_cast<Eigen::Index>(dims[0]),
-                                           static_cast<Eigen::Index>(dims[1]));
-    };
-    read_matrix("U", s.U, s.K);
-    read_matrix("V", s.V, s.K);
-    read_matrix("lambda", s.Lam, s.K);
-    read_matrix("R", s.R, s.K);
-    read_matrix("lambda_r", s.LamR, s.K);
-    RowMatrix scalars;
-    read_matrix("tau_t_lambda_t", scalars, 3);
+    s.R = detail::read_replicated(file, group + "/R", s.K, s.d);
+    s.LamR = detail::read_replicated(file, group + "/lambda_r", s.K, s.d);
+    const RowMatrix scalars = detail::read_replicated(file, group + "/tau_t_lambda_t", 3, s.K);
     s.tau = scalars.row(0).transpose();
     s.T = scalars.row(1).transpose();
     s.LamT = scalars.row(2).transpose();
@@ -615,49 +558,21 @@ void AdversarialSolver::load_state(const h5::File& file, const std::string& grou
     s.next_balance = h5::attr_int(file, group, "next_balance");
     s.balance_wait = h5::attr_int(file, group, "balance_wait");
   });
-  const auto first = static_cast<std::uint64_t>(s.first_row);
-  const auto rows = static_cast<std::uint64_t>(s.X.rows());
-  auto values = h5::read_rows(file, group + "/s", first, rows);
-  s.S = Eigen::Map<const RowMatrix>(values.data(), s.X.rows(), s.K);
-  values = h5::read_rows(file, group + "/nu", first, rows);
-  s.Nu = Eigen::Map<const RowMatrix>(values.data(), s.X.rows(), s.K);
-  values = h5::read_rows(file, group + "/z", first, rows);
-  s.Z = Eigen::Map<const RowMatrix>(values.data(), s.X.rows(), s.d);
-  values = h5::read_rows(file, group + "/mu_z", first, rows);
-  s.Mz = Eigen::Map<const RowMatrix>(values.data(), s.X.rows(), s.d);
+  const Eigen::Index rows = s.X.rows();
+  s.S = detail::read_local_rows(file, group + "/s", s.first_row, rows, s.K);
+  s.Nu = detail::read_local_rows(file, group + "/nu", s.first_row, rows, s.K);
+  s.Z = detail::read_local_rows(file, group + "/z", s.first_row, rows, s.d);
+  s.Mz = detail::read_local_rows(file, group + "/mu_z", s.first_row, rows, s.d);
   s.recompute_coupling();
 }
 
-// The same /solution layout as Solver::write_solution (read_network reads both), plus
-// `epsilon`, `robust_cone_violation` and `u_update`.
+// The same /solution layout as Solver::write_solution (detail::write_solution; read_network
+// reads both), plus `epsilon` and `robust_cone_violation`.
 void AdversarialSolver::write_solution(h5::File& file) const {
   const Impl& s = *impl_;
-  const ConvexModel m = s.model();
-  const Network net = m.recover();
-  const auto P = static_cast<std::uint64_t>(s.P), d = static_cast<std::uint64_t>(s.d);
-  const auto neurons = static_cast<std::uint64_t>(net.W1.rows());
-  h5::write(file, "/solution/gates", flat(m.gates), {P, d});
-  h5::write(file, "/solution/v", flat(m.V), {P, d});
-  h5::write(file, "/solution/w", flat(m.W), {P, d});
-  h5::set_attr(file, "/solution", "neurons", static_cast<std::int64_t>(neurons));
-  if (neurons > 0) {
-    h5::write(file, "/solution/W1", flat(net.W1), {neurons, d});
-    h5::write(file, "/solution/w2", std::vector<double>(net.w2.data(), net.w2.data() + net.w2.size()),
-              {neurons});
-  }
-  h5::set_attr(file, "/solution", "loss", std::string("hinge"));
-  h5::set_attr(file, "/solution", "method", std::string("adversarial"));
-  h5::set_attr(file, "/solution", "model", std::string("relu"));
-  h5::set_attr(file, "/solution", "bias", static_cast<std::int64_t>(s.options.bias ? 1 : 0));
-  h5::set_attr(file, "/solution", "features", s.d_raw);
-  h5::set_attr(file, "/solution", "patterns_requested", s.patterns.requested);
-  h5::set_attr(file, "/solution", "patterns", static_cast<std::int64_t>(s.P));
-  h5::set_attr(file, "/solution", "beta", s.options.beta);
+  detail::write_solution(file, s.model(), s.patterns, s.options,
+                         {"hinge", "adversarial", "kronecker", s.rho, s.last_objective, s.admm_iterations});
   h5::set_attr(file, "/solution", "epsilon", s.eps);
-  h5::set_attr(file, "/solution", "rho", s.rho);
-  h5::set_attr(file, "/solution", "linear_solver", std::string("kronecker"));
-  h5::set_attr(file, "/solution", "objective", s.last_objective);
-  h5::set_attr(file, "/solution", "admm_iterations", s.admm_iterations);
   h5::set_attr(file, "/solution", "robust_cone_violation", s.last_cone_violation);
 }
 

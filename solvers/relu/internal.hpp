@@ -1,7 +1,5 @@
 #pragma once
-// Small helpers shared by adversarial.cpp and attack.cpp; not a public interface. admm.cpp
-// has its own copies in an anonymous namespace (left there so that the parallel work on
-// admm.cpp merges cleanly; they can be replaced by these after the merge).
+// Small helpers shared by admm.cpp, adversarial.cpp and attack.cpp; not a public interface.
 #include <parasol/relu.hpp>
 
 #include <mpi.h>

@@ -7,6 +7,7 @@
 #include <parasol/relu.hpp>
 
 #include "reference_solver.hpp"
+#include "teacher_data.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -17,30 +18,11 @@ namespace {
 
 MPI_Comm world() { return MPI_COMM_WORLD; }
 
-// Synthetic data keyed by global row: x ~ N(0, I_d), label from a planted 3-neuron ReLU
-// teacher (with a few labels flipped so the fit is not exact).
-struct Data {
-  RowMatrix X;      // local rows
-  Eigen::VectorXd y;  // +-1
-  std::int64_t first = 0;
-};
+// Synthetic data keyed by global row: a planted 3-neuron ReLU teacher, 10% of the labels
+// flipped so the fit is not exact.
+using Data = test::TeacherData;
 Data make_data(std::int64_t n, std::int64_t d, std::uint64_t seed) {
-  const Partition part = Partition::block(n, world());
-  RowMatrix teacher(3, d);
-  Random t(seed, "test.relu.teacher", 0);
-  for (Eigen::Index i = 0; i < teacher.size(); ++i) teacher.data()[i] = t.normal();
-  const Eigen::Vector3d alpha(1.0, -1.0, 0.5);
-  Data data;
-  data.first = part.begin;
-  data.X.resize(part.count(), d);
-  data.y.resize(part.count());
-  for (std::int64_t k = 0; k < part.count(); ++k) {
-    Random r(seed, "test.relu.rows", static_cast<std::uint64_t>(part.begin + k));
-    for (std::int64_t c = 0; c < d; ++c) data.X(k, c) = r.normal();
-    const double f = (teacher * data.X.row(k).transpose()).cwiseMax(0.0).dot(alpha) - 0.3;
-    data.y(k) = (f > 0) == (r.uniform() > 0.1) ? 1.0 : -1.0;
-  }
-  return data;
+  return test::make_teacher_data(world(), n, d, seed, "test.relu.teacher", "test.relu.rows", 0.1);
 }
 
 Eigen::VectorXd to01(const Eigen::VectorXd& y) { return (y.array() + 1.0) / 2.0; }

@@ -10,6 +10,7 @@
 #include <parasol/relu_adversarial.hpp>
 
 #include "parasol_test.hpp"
+#include "teacher_data.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -21,28 +22,10 @@ namespace {
 
 MPI_Comm world() { return MPI_COMM_WORLD; }
 
-// x ~ N(0, I_d) keyed by global row; label from a planted 3-neuron teacher, a fraction
-// `flip` of the labels flipped.
-struct Data {
-  RowMatrix X;
-  Eigen::VectorXd y;
-};
+// A planted 3-neuron teacher keyed by global row, a fraction `flip` of the labels flipped.
+using Data = test::TeacherData;
 Data make_data(std::int64_t n, std::int64_t d, std::uint64_t seed, const std::string& purpose, double flip) {
-  const Partition part = Partition::block(n, world());
-  RowMatrix teacher(3, d);
-  Random t(seed, "test.relu.adversarial.teacher", 0);
-  for (Eigen::Index i = 0; i < teacher.size(); ++i) teacher.data()[i] = t.normal();
-  const Eigen::Vector3d alpha(1.0, -1.0, 0.5);
-  Data data;
-  data.X.resize(part.count(), d);
-  data.y.resize(part.count());
-  for (std::int64_t k = 0; k < part.count(); ++k) {
-    Random r(seed, purpose, static_cast<std::uint64_t>(part.begin + k));
-    for (std::int64_t c = 0; c < d; ++c) data.X(k, c) = r.normal();
-    const double f = (teacher * data.X.row(k).transpose()).cwiseMax(0.0).dot(alpha) - 0.3;
-    data.y(k) = (f > 0) == (r.uniform() >= flip) ? 1.0 : -1.0;
-  }
-  return data;
+  return test::make_teacher_data(world(), n, d, seed, "test.relu.adversarial.teacher", purpose, flip);
 }
 
 template <class S>

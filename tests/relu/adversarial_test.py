@@ -13,41 +13,13 @@
 Needs h5py and numpy; the CVXOPT comparison is skipped (and said so) without python3-cvxopt.
 """
 import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-import subprocess
-import sys
 import tempfile
 
+# relu_script first: it limits the BLAS threads of numpy and CVXOPT.
+from relu_script import (check, check_across_ranks, check_converged, check_rejected, finish, run,
+                         write)
 import h5py
 import numpy as np
-
-BIN = os.environ.get("PARASOL_BIN", "build/drivers")
-MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
-RELU = os.path.join(BIN, "parasol-relu")
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def run(args, ranks=1, expect=0):
-    cmd = [MPIEXEC, "-n", str(ranks), "--oversubscribe", RELU] + args
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    if p.returncode != expect:
-        print(" ".join(cmd))
-        print(p.stdout[-3000:], p.stderr[-3000:])
-    return p
-
-
-def write(path, X, y):
-    with h5py.File(path, "w") as f:
-        f["X"] = X
-        f["y"] = y
 
 
 def make_data(n, d, seed):
@@ -158,9 +130,7 @@ def main():
         if p.returncode != 0:
             continue
         with h5py.File(f"run{ranks}.h5", "r") as f:
-            status = f.attrs["status"]
-            status = status.decode() if isinstance(status, bytes) else status
-            check(status == "converged", f"{ranks} rank(s): status {status}")
+            check_converged(f, ranks)
             gates, V, W = f["solution/gates"][()], f["solution/v"][()], f["solution/w"][()]
             check("robust_train_accuracy" in f["history"], "history has robust_train_accuracy")
             stored = f["solution"].attrs["objective"]
@@ -169,22 +139,7 @@ def main():
                                                     f"is the robust objective of (v, w) {obj:.10g}")
         objectives.append(obj)
         gates_seen.append(gates)
-    if len(objectives) == 3:
-        check(all(np.array_equal(g, gates_seen[0]) for g in gates_seen), "same gates at 1, 2, 3 ranks")
-        spread = (max(objectives) - min(objectives)) / abs(objectives[0])
-        check(spread <= 1e-5, f"objective agrees across rank counts (relative spread {spread:.2e})")
-        try:
-            import cvxopt  # noqa: F401
-            have_cvxopt = True
-        except ImportError:
-            have_cvxopt = False
-            print("skip CVXOPT comparison: python3-cvxopt is not installed")
-        if have_cvxopt:
-            reference, status = cvxopt_robust(Xb, y, gates_seen[0], beta, eps)
-            for ranks, obj in zip((1, 2, 3), objectives):
-                rel = abs(obj - reference) / abs(reference)
-                check(rel <= 1e-4, f"{ranks} rank(s): ADMM {obj:.8g} vs CVXOPT {reference:.8g} ({status}), "
-                                   f"relative {rel:.1e}")
+    check_across_ranks(objectives, gates_seen, lambda gates: cvxopt_robust(Xb, y, gates, beta, eps))
 
     # Attacks through -predict, at 1 and 3 ranks (same results).
     if os.path.exists("run1.h5"):
@@ -253,17 +208,8 @@ def main():
          "-attack without -epsilon"),
         (["-data", "train.h5", "-attack", "pgd"], "-attack", "-attack while training"),
     ]
-    for args, needle, what in cases:
-        p = run(args + ["-output", "bad.h5"], 2, expect=1)
-        message = p.stderr + p.stdout
-        check(p.returncode == 1 and "parasol-relu: error:" in message and needle in message,
-              f"rejects {what}: {message.strip().splitlines()[-1] if message.strip() else ''}")
-    check(not os.path.exists("bad.h5"), "no output file from a rejected run")
-
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all checks passed")
+    check_rejected(cases)
+    finish()
 
 
 if __name__ == "__main__":

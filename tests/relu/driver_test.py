@@ -11,42 +11,13 @@
 Needs h5py and numpy; the CVXOPT comparison is skipped (and said so) without python3-cvxopt.
 """
 import os
-
-# CVXOPT's and numpy's BLAS threads spin against the MPI ranks on a small shared host.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-import subprocess
-import sys
 import tempfile
 
+# relu_script first: it limits the BLAS threads of numpy and CVXOPT.
+from relu_script import (check, check_across_ranks, check_converged, check_rejected, finish, run,
+                         write)
 import h5py
 import numpy as np
-
-BIN = os.environ.get("PARASOL_BIN", "build/drivers")
-MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
-RELU = os.path.join(BIN, "parasol-relu")
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def run(args, ranks=1, expect=0):
-    cmd = [MPIEXEC, "-n", str(ranks), "--oversubscribe", RELU] + args
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    if p.returncode != expect:
-        print(" ".join(cmd))
-        print(p.stdout[-3000:], p.stderr[-3000:])
-    return p
-
-
-def write(path, X, y):
-    with h5py.File(path, "w") as f:
-        f["X"] = X
-        f["y"] = y
 
 
 def make_data(n, d, seed):
@@ -133,9 +104,7 @@ def main():
         if p.returncode != 0:
             continue
         with h5py.File(f"run{ranks}.h5", "r") as f:
-            status = f.attrs["status"]
-            status = status.decode() if isinstance(status, bytes) else status
-            check(status == "converged", f"{ranks} rank(s): status {status}")
+            check_converged(f, ranks)
             gates, V, W = f["solution/gates"][()], f["solution/v"][()], f["solution/w"][()]
             W1, w2 = f["solution/W1"][()], f["solution/w2"][()]
             check("test_accuracy" in f["history"], "history has test_accuracy")
@@ -149,22 +118,7 @@ def main():
         check(gap <= 1e-5 * max(1.0, np.max(np.abs(model))),
               f"{ranks} rank(s): network equals convex model on training points (max gap {gap:.2e})")
         check(np.all((model > 0) == (network > 0)), f"{ranks} rank(s): same classes on training points")
-    if len(objectives) == 3:
-        check(all(np.array_equal(g, gates_seen[0]) for g in gates_seen), "same gates at 1, 2, 3 ranks")
-        spread = (max(objectives) - min(objectives)) / abs(objectives[0])
-        check(spread <= 1e-5, f"objective agrees across rank counts (relative spread {spread:.2e})")
-        try:
-            import cvxopt  # noqa: F401
-            have_cvxopt = True
-        except ImportError:
-            have_cvxopt = False
-            print("skip CVXOPT comparison: python3-cvxopt is not installed")
-        if have_cvxopt:
-            reference, status = cvxopt_objective(X, y, gates_seen[0], beta)
-            for ranks, obj in zip((1, 2, 3), objectives):
-                rel = abs(obj - reference) / abs(reference)
-                check(rel <= 1e-4, f"{ranks} rank(s): ADMM {obj:.8g} vs CVXOPT {reference:.8g} ({status}), "
-                                   f"relative {rel:.1e}")
+    check_across_ranks(objectives, gates_seen, lambda gates: cvxopt_objective(X, y, gates, beta))
 
     # -predict on a new file: the network's outputs.
     if os.path.exists("run2.h5"):
@@ -216,17 +170,8 @@ def main():
         (["-data", "train.h5", "-loss", "hinge", "-bce_solver", "rbcd"], "-bce_solver",
          "ADMM-RBCD with a loss other than bce"),
     ]
-    for args, needle, what in cases:
-        p = run(args + ["-output", "bad.h5"], 2, expect=1)
-        message = p.stderr + p.stdout
-        check(p.returncode == 1 and "parasol-relu: error:" in message and needle in message,
-              f"rejects {what}: {message.strip().splitlines()[-1] if message.strip() else ''}")
-    check(not os.path.exists("bad.h5"), "no output file from a rejected run")
-
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all checks passed")
+    check_rejected(cases)
+    finish()
 
 
 if __name__ == "__main__":
