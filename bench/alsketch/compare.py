@@ -28,7 +28,8 @@ for line in open(log):
 for path in glob.glob(os.path.join(out, "*.h5")):
     name = os.path.basename(path)[:-3].split("-")
     with h5py.File(path, "r") as f:
-        solver = "alsketch_fs" if name[2].endswith("_fieldsplit") else "alsketch"
+        solver = ("alsketch_fs" if name[2].endswith("_fieldsplit") else
+                  "alsketch_sc" if name[2].endswith("_schur") else "alsketch")
         r = rows.setdefault((name[0], name[1]), {}).setdefault(solver, {})
         r["iterations"] = str(len(f["history/objective"]))
         r["kkt"] = "%.2e" % f["history/kkt_residual"][-1]
@@ -41,7 +42,7 @@ print("%-10s %5s %-9s %6s %7s %9s %8s %12s %8s %s" % ("problem", "N", "solver", 
 # A peer that stopped with an error has no row (see results.txt for its message).
 for (p, N), solvers in sorted(rows.items()):
     base = float(solvers.get("alsketch", {}).get("time", "nan").rstrip("s") or "nan")
-    for s in ("alsketch", "alsketch_fs", "ipopt", "tao"):
+    for s in ("alsketch", "alsketch_sc", "alsketch_fs", "ipopt", "tao"):
         r = solvers.get(s)
         if not r:
             continue

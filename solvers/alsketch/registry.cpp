@@ -89,11 +89,12 @@ Options read_options(MPI_Comm comm, const Options& d) {
   o.ksp_preset = r.choice(
       "ksp_preset",
       "ksp sketch: mumps (MUMPS LU, LDL^T beyond -alsketch_dense_limit), fieldsplit (MINRES + Schur complement fieldsplit, GAMG on "
-      "G diag(B)^-1 G^T), minres (MINRES, no preconditioner), auto (mumps; minres for Hessian "
+      "G diag(B)^-1 G^T), schur (diagonal B only: CG on the Schur complement G B^-1 G^T, matrix-free; "
+      "the problem's Schur preconditioner, else GAMG), minres (MINRES, no preconditioner), auto (mumps; minres for Hessian "
       "products)",
-      {"auto", "mumps", "fieldsplit", "minres"}, d.ksp_preset);
+      {"auto", "mumps", "fieldsplit", "schur", "minres"}, d.ksp_preset);
   o.problem_schur = r.flag("problem_schur",
-                           "ksp fieldsplit: use the problem's own Schur complement preconditioner "
+                           "ksp fieldsplit and schur: use the problem's own Schur complement preconditioner "
                            "when it has one (poisson), else G diag(B)^-1 G^T + AMG",
                            d.problem_schur);
   o.sharpen = r.flag("sharpen",

@@ -14,11 +14,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <functional>
 #include <numeric>
 #include <tuple>
 #include <sstream>
 
+#include "schur_kkt.hpp"
 #include "sketch.hpp"
 
 namespace parasol::alsketch {
@@ -188,9 +190,9 @@ bool Options::IsValid(std::string* why) const {
   if (dense_limit < 1) return fail("-alsketch_dense_limit must be >= 1");
   if (lanczos_steps < 2) return fail("-alsketch_lanczos_steps must be >= 2");
   if (ksp_preset != "auto" && ksp_preset != "mumps" && ksp_preset != "fieldsplit" &&
-      ksp_preset != "minres")
+      ksp_preset != "schur" && ksp_preset != "minres")
     return fail("-alsketch_ksp_preset: unknown preset '" + ksp_preset +
-                "' (auto, mumps, fieldsplit, minres)");
+                "' (auto, mumps, fieldsplit, schur, minres)");
   return true;
 }
 
@@ -229,6 +231,7 @@ struct Solver::Impl {
     destroy_kkt();
     for (Mat* A : {&J, &Jt, &H}) MatDestroy(A);
     KSPDestroy(&ksp);
+    destroy_schur();
   }
 
   // f, grad f, c, J and grad_x L = grad f + J^T lambda at (x, lambda).
@@ -294,6 +297,10 @@ struct Solver::Impl {
   //   mumps:      preonly + MUMPS LU of the assembled KKT matrix (exact, memory-hungry);
   //   fieldsplit: MINRES with the block-diagonal preconditioner diag(B, -S), S = G B^-1 G^T
   //               approximated by G diag(B)^-1 G^T (selfp), B by Jacobi, S by one GAMG cycle;
+  //   schur:      for a diagonal B: CG on the Schur complement S = G B^-1 G^T (matrix-free),
+  //               dx from dl (schur_kkt.hpp); S preconditioned by the problem's Schur
+  //               preconditioner, else by GAMG on the assembled G diag(B)^-1 G^T. Work
+  //               vectors of size m: the memory-lean choice;
   //   minres:     MINRES without a preconditioner (the only choice for a Hessian given as
   //               products).
   // auto: mumps (minres without an assembled Hessian). On poisson the fieldsplit Schur
@@ -342,6 +349,11 @@ struct Solver::Impl {
         PARASOL_PETSC(PetscOptionsSetValue(nullptr, (p + name).c_str(), value));
         inserted_options.push_back(p + name);
       }
+    } else if (ksp_preset == "schur") {
+      // CG on S; its residual is the whole KKT system's, so the true (unpreconditioned) norm.
+      PARASOL_PETSC(KSPSetType(ksp, KSPCG));
+      PARASOL_PETSC(KSPSetNormType(ksp, KSP_NORM_UNPRECONDITIONED));
+      PARASOL_PETSC(PCSetType(pc, PCGAMG));
     } else {
       PARASOL_PETSC(KSPSetType(ksp, KSPMINRES));
       PARASOL_PETSC(PCSetType(pc, PCNONE));
@@ -466,7 +478,11 @@ struct Solver::Impl {
       B = H;
       PARASOL_PETSC(PetscObjectReference(reinterpret_cast<PetscObject>(H)));
     }
-    PARASOL_PETSC(MatTranspose(J, MAT_INITIAL_MATRIX, &JT));
+    // The schur preset only multiplies by K (residuals): G^T as a transpose view, no copy.
+    if (ksp_preset == "schur")
+      PARASOL_PETSC(MatCreateTranspose(J, &JT));
+    else
+      PARASOL_PETSC(MatTranspose(J, MAT_INITIAL_MATRIX, &JT));
     // An explicit (empty) (2,2) block: the Schur complement PC needs A11.
     PetscInt ml;
     PARASOL_PETSC(MatGetLocalSize(J, &ml, nullptr));
@@ -505,13 +521,18 @@ struct Solver::Impl {
       // A fresh KSP for a new matrix: a fresh factorization or hierarchy, splits set anew.
       KSPDestroy(&ksp);
       create_ksp(options);
-      build_kkt(shift, uses_fieldsplit());
+      build_kkt(shift, uses_fieldsplit() || ksp_preset == "schur");
       kkt_shift = shift;
       kkt_ready = true;
       ++kkt_setups;
-      PARASOL_PETSC(KSPSetOperators(ksp, K, K));
       PC pc;
       PARASOL_PETSC(KSPGetPC(ksp, &pc));
+      if (ksp_preset == "schur") {
+        prepare_schur(shift, options, x, lambda);
+        fill_rhs();
+        return;
+      }
+      PARASOL_PETSC(KSPSetOperators(ksp, K, K));
       // The problem's own Schur complement preconditioner replaces selfp + AMG (not after a
       // shift of B: it approximates G H^-1 G^T).
       const bool problem_schur = uses_fieldsplit() && shift == 0 && options.problem_schur &&
@@ -572,6 +593,67 @@ struct Solver::Impl {
     fill_rhs();
   }
 
+  // The schur preset's operator S = G B^-1 G^T and its preconditioner. B must be diagonal and
+  // positive (poisson's H = diag(1, 0.1)): checked on the assembled B, else a clear error.
+  std::unique_ptr<detail::SchurKkt> schur_kkt;
+  Mat schur_pmat = nullptr;  // assembled G diag(B)^-1 G^T for a generic PC (else null)
+  PC problem_schur_pc = nullptr;  // the problem's preconditioner of -S (negated when applied)
+  void destroy_schur() {
+    schur_kkt.reset();
+    MatDestroy(&schur_pmat);
+    PCDestroy(&problem_schur_pc);
+  }
+  static PetscErrorCode apply_negated(PC pc, Vec r, Vec y) {
+    void* ctx;
+    PetscCall(PCShellGetContext(pc, &ctx));
+    PetscCall(PCApply(static_cast<Impl*>(ctx)->problem_schur_pc, r, y));
+    PetscCall(VecScale(y, -1.0));
+    return 0;
+  }
+  void prepare_schur(double shift, const Options& options, Vec x, Vec lambda) {
+    destroy_schur();
+    std::string why;
+    if (!hessian_assembled || !detail::diagonal_positive(B, &why))
+      throw Error("alsketch: -alsketch_ksp_preset schur needs a diagonal positive definite "
+                  "B = H + shift I (the Schur complement G B^-1 G^T is formed with B^-1); " +
+                  (hessian_assembled ? "here B " + why : std::string("the Hessian is not assembled")) +
+                  " (use -alsketch_ksp_preset mumps or fieldsplit)");
+    schur_kkt = std::make_unique<detail::SchurKkt>(J, B);
+    PC pc;
+    PARASOL_PETSC(KSPGetPC(ksp, &pc));
+    // The problem's preconditioner approximates G H^-1 G^T: not after a shift of B.
+    const bool problem_schur =
+        shift == 0 && options.problem_schur && problem.has_schur_preconditioner();
+    if (problem_schur) {
+      PARASOL_PETSC(KSPSetOperators(ksp, schur_kkt->schur(), schur_kkt->schur()));
+      PARASOL_PETSC(PCCreate(comm, &problem_schur_pc));
+      PARASOL_PETSC(PCSetOperators(problem_schur_pc, schur_kkt->schur(), schur_kkt->schur()));
+      problem.schur_preconditioner(x, lambda, problem_schur_pc);
+      PARASOL_PETSC(PCSetUp(problem_schur_pc));
+      PARASOL_PETSC(PCSetType(pc, PCSHELL));
+      PARASOL_PETSC(PCShellSetContext(pc, this));
+      PARASOL_PETSC(PCShellSetApply(pc, apply_negated));
+      PARASOL_PETSC(PCShellSetName(pc, "the problem's Schur complement preconditioner"));
+    } else {
+      schur_pmat = schur_kkt->assemble_schur();
+      PARASOL_PETSC(KSPSetOperators(ksp, schur_kkt->schur(), schur_pmat));
+    }
+    PARASOL_PETSC(KSPSetUp(ksp));
+  }
+  // K z = rhs by the Schur complement (z and rhs in the KKT layout), to |K z - rhs| <= rtol |rhs|.
+  void schur_solve(Vec rhs, Vec z, double rtol) {
+    Vec rx, rc, zx, zc;
+    PARASOL_PETSC(VecGetSubVector(rhs, kkt_rows[0], &rx));
+    PARASOL_PETSC(VecGetSubVector(rhs, kkt_rows[1], &rc));
+    PARASOL_PETSC(VecGetSubVector(z, kkt_rows[0], &zx));
+    PARASOL_PETSC(VecGetSubVector(z, kkt_rows[1], &zc));
+    schur_kkt->solve(ksp, rx, rc, norm2(rhs), rtol, zx, zc);
+    PARASOL_PETSC(VecRestoreSubVector(z, kkt_rows[1], &zc));
+    PARASOL_PETSC(VecRestoreSubVector(z, kkt_rows[0], &zx));
+    PARASOL_PETSC(VecRestoreSubVector(rhs, kkt_rows[1], &rc));
+    PARASOL_PETSC(VecRestoreSubVector(rhs, kkt_rows[0], &rx));
+  }
+
   // b = -(grad_x L, c), the right-hand side of the KKT system.
   void fill_rhs() {
     copy_in(bv, kkt_rows[0], gradL, -1.0);
@@ -587,17 +669,25 @@ struct Solver::Impl {
     PARASOL_PETSC(VecDuplicate(bv, &r));
     const double b_norm = norm2(bv);
     if (!continue_from_z) {
-      PARASOL_PETSC(KSPSetTolerances(ksp, std::max(rtol, 1e-15), 0.0, PETSC_DEFAULT, PETSC_DEFAULT));
-      PARASOL_PETSC(KSPSolve(ksp, bv, zv));
+      if (schur_kkt) {
+        schur_solve(bv, zv, std::max(rtol, 1e-15));
+      } else {
+        PARASOL_PETSC(KSPSetTolerances(ksp, std::max(rtol, 1e-15), 0.0, PETSC_DEFAULT, PETSC_DEFAULT));
+        PARASOL_PETSC(KSPSolve(ksp, bv, zv));
+      }
     } else {
       Vec d;
       PARASOL_PETSC(VecDuplicate(bv, &d));
       PARASOL_PETSC(MatMult(K, zv, r));
       PARASOL_PETSC(VecAYPX(r, -1.0, bv));  // r = b - K z
       const double r_norm = norm2(r);
-      PARASOL_PETSC(KSPSetTolerances(ksp, std::min(0.5, std::max(rtol * b_norm / r_norm, 1e-15)),
-                                     0.0, PETSC_DEFAULT, PETSC_DEFAULT));
-      PARASOL_PETSC(KSPSolve(ksp, r, d));
+      const double d_rtol = std::min(0.5, std::max(rtol * b_norm / r_norm, 1e-15));
+      if (schur_kkt) {
+        schur_solve(r, d, d_rtol);
+      } else {
+        PARASOL_PETSC(KSPSetTolerances(ksp, d_rtol, 0.0, PETSC_DEFAULT, PETSC_DEFAULT));
+        PARASOL_PETSC(KSPSolve(ksp, r, d));
+      }
       PARASOL_PETSC(VecAXPY(zv, 1.0, d));
       VecDestroy(&d);
     }

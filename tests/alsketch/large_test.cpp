@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <parasol/alsketch.hpp>
 #include <parasol/dataset.hpp>
+#include <parasol/error.hpp>
 #include <parasol/partition.hpp>
 #include <parasol/random.hpp>
 
@@ -108,6 +109,46 @@ TEST(AlsketchLarge, PoissonFieldsplitAgreesWithMumps) {
     EXPECT_EQ(split.summary.kkt_setups, 1) << what;
     EXPECT_GT(split.summary.krylov_iterations, split.summary.iterations) << what;
   }
+}
+
+// The schur preset (CG on S = G B^-1 G^T, dx from dl) reaches the mumps solution, with poisson's
+// own Schur preconditioner and with GAMG on the assembled G diag(B)^-1 G^T.
+TEST(AlsketchLarge, PoissonSchurAgreesWithMumps) {
+  const int N = 16;
+  auto problem = make_problem("poisson", MPI_COMM_WORLD, {"", N, 1});
+  Options options;
+  options.dense_limit = 100;
+  options.ksp_preset = "mumps";
+  Solution exact = solve(*problem, "ksp", 20, options);
+  options.ksp_preset = "schur";
+  for (bool problem_schur : {true, false}) {
+    options.problem_schur = problem_schur;
+    const std::string what = std::string("poisson schur ") +
+                             (problem_schur ? "(problem Schur PC)" : "(GAMG)") +
+                             " N=" + std::to_string(N);
+    Solution schur = solve(*problem, "ksp", 20, options);
+    expect_agree(schur, exact, what);
+    EXPECT_GT(schur.summary.iterations, 1) << what;
+    EXPECT_EQ(schur.summary.kkt_setups, 1) << what;
+    EXPECT_GT(schur.summary.krylov_iterations, schur.summary.iterations) << what;
+  }
+}
+
+// hs28's Hessian has off-diagonal entries: the schur preset refuses it, naming itself and why,
+// on every rank (no hang).
+TEST(AlsketchLarge, SchurPresetRejectsNonDiagonalHessian) {
+  auto problem = make_problem("hs28", MPI_COMM_WORLD, {});
+  Options options;
+  options.ksp_preset = "schur";
+  std::string message;
+  try {
+    solve(*problem, "ksp", 5, options);
+  } catch (const parasol::Error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("-alsketch_ksp_preset schur needs a diagonal"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("off-diagonal"), std::string::npos) << message;
 }
 
 #ifdef ALSKETCH_LONG
