@@ -81,11 +81,11 @@ TEST(AlsketchLarge, PoissonSketchAgreesWithKsp) {
   }
 }
 
-// The ksp presets on the large (distributed, Lanczos/Gershgorin) path, forced by a small
-// dense_limit: MINRES with the Schur-complement fieldsplit (the problem's Schur preconditioner,
-// and the generic GAMG on G diag(B)^-1 G^T) reaches the MUMPS LDL^T solution; the KKT matrix of this QP (constant J and H) is set up once per run
-// although MINRES to rtol 1e-8 needs more than one Newton step for KKT 1e-9.
-TEST(AlsketchLarge, PoissonFieldsplitAgreesWithMumps) {
+// The iterative ksp presets on the large (distributed, Lanczos/Gershgorin) path, forced by a
+// small dense_limit, reach the MUMPS LDL^T solution; the KKT matrix of this QP (constant J and
+// H) is set up once per run although a Krylov solve to rtol 1e-8 needs more than one Newton
+// step for KKT 1e-9.
+TEST(AlsketchLarge, PoissonIterativePresetsAgreeWithMumps) {
 #ifdef ALSKETCH_LONG
   const int N = 32;
 #else
@@ -97,40 +97,22 @@ TEST(AlsketchLarge, PoissonFieldsplitAgreesWithMumps) {
   options.ksp_preset = "mumps";
   Solution exact = solve(*problem, "ksp", 20, options);
   EXPECT_EQ(exact.summary.kkt_setups, 1);
-  options.ksp_preset = "fieldsplit";
-  for (bool problem_schur : {true, false}) {  // poisson's own Schur preconditioner; generic
-    options.problem_schur = problem_schur;
-    const std::string what = std::string("poisson fieldsplit ") +
-                             (problem_schur ? "(problem Schur PC)" : "(selfp + GAMG)") +
-                             " N=" + std::to_string(N);
-    Solution split = solve(*problem, "ksp", 20, options);
-    expect_agree(split, exact, what);
-    EXPECT_GT(split.summary.iterations, 1) << what;
-    EXPECT_EQ(split.summary.kkt_setups, 1) << what;
-    EXPECT_GT(split.summary.krylov_iterations, split.summary.iterations) << what;
-  }
-}
-
-// The schur preset (CG on S = G B^-1 G^T, dx from dl) reaches the mumps solution, with poisson's
-// own Schur preconditioner and with GAMG on the assembled G diag(B)^-1 G^T.
-TEST(AlsketchLarge, PoissonSchurAgreesWithMumps) {
-  const int N = 16;
-  auto problem = make_problem("poisson", MPI_COMM_WORLD, {"", N, 1});
-  Options options;
-  options.dense_limit = 100;
-  options.ksp_preset = "mumps";
-  Solution exact = solve(*problem, "ksp", 20, options);
-  options.ksp_preset = "schur";
-  for (bool problem_schur : {true, false}) {
-    options.problem_schur = problem_schur;
-    const std::string what = std::string("poisson schur ") +
-                             (problem_schur ? "(problem Schur PC)" : "(GAMG)") +
-                             " N=" + std::to_string(N);
-    Solution schur = solve(*problem, "ksp", 20, options);
-    expect_agree(schur, exact, what);
-    EXPECT_GT(schur.summary.iterations, 1) << what;
-    EXPECT_EQ(schur.summary.kkt_setups, 1) << what;
-    EXPECT_GT(schur.summary.krylov_iterations, schur.summary.iterations) << what;
+  // fieldsplit: MINRES + Schur block preconditioner; schur: CG on S = G B^-1 G^T, dx from dl.
+  // Each with poisson's own Schur preconditioner and with the generic one (selfp + GAMG for
+  // fieldsplit, GAMG on the assembled G diag(B)^-1 G^T for schur).
+  for (const char* preset : {"fieldsplit", "schur"}) {
+    options.ksp_preset = preset;
+    for (bool problem_schur : {true, false}) {
+      options.problem_schur = problem_schur;
+      const std::string what = std::string("poisson ") + preset +
+                               (problem_schur ? " (problem Schur PC)" : " (generic PC)") +
+                               " N=" + std::to_string(N);
+      Solution split = solve(*problem, "ksp", 20, options);
+      expect_agree(split, exact, what);
+      EXPECT_GT(split.summary.iterations, 1) << what;
+      EXPECT_EQ(split.summary.kkt_setups, 1) << what;
+      EXPECT_GT(split.summary.krylov_iterations, split.summary.iterations) << what;
+    }
   }
 }
 

@@ -68,6 +68,16 @@ def solution(path):
 
 
 class CheckpointRestart(unittest.TestCase):
+    def assert_same_solution(self, expected_path, actual_path, tolerance, driver):
+        """Every /solution dataset equal to `tolerance` relative to its largest entry."""
+        a, b = solution(expected_path), solution(actual_path)
+        self.assertTrue(a, "no /solution datasets")
+        self.assertEqual(sorted(a), sorted(b))
+        for name in a:
+            scale = max(1.0, float(np.max(np.abs(a[name])))) if a[name].size else 1.0
+            np.testing.assert_allclose(b[name], a[name], rtol=0, atol=tolerance * scale,
+                                       err_msg=f"{driver} /solution/{name}")
+
     def interrupt_after(self, driver, ranks, args, lines_wanted):
         """Starts a run, sends SIGUSR1 to mpiexec after a few monitor lines, waits for it."""
         p = subprocess.Popen(command(driver, ranks, args + ["-monitor"]), stdout=subprocess.PIPE,
@@ -101,13 +111,7 @@ class CheckpointRestart(unittest.TestCase):
                     resumed = run(driver, ranks, common + ["-restart", f"{d}/ck.h5",
                                                            "-output", f"{d}/resumed.h5"])
                     self.assertEqual(resumed.returncode, 0, resumed.stderr)
-                    a, b = solution(f"{d}/full.h5"), solution(f"{d}/resumed.h5")
-                    self.assertTrue(a, "no /solution datasets")
-                    self.assertEqual(sorted(a), sorted(b))
-                    for name in a:
-                        scale = max(1.0, float(np.max(np.abs(a[name])))) if a[name].size else 1.0
-                        np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-12 * scale,
-                                                   err_msg=f"{driver} /solution/{name}")
+                    self.assert_same_solution(f"{d}/full.h5", f"{d}/resumed.h5", 1e-12, driver)
                     with h5py.File(f"{d}/full.h5") as f, h5py.File(f"{d}/resumed.h5") as g:
                         n = len(f["history/iteration"])
                         self.assertEqual(list(g["history/iteration"]), list(range(1, n + 1)))
@@ -136,13 +140,7 @@ class CheckpointRestart(unittest.TestCase):
                         with h5py.File(out) as f:
                             self.assertEqual(int(attr(f, "nranks")), ranks)
                             self.assertEqual(list(f["history/iteration"]), list(range(1, 13)))
-                        a, b = solution(f"{d}/full.h5"), solution(out)
-                        self.assertTrue(a, "no /solution datasets")
-                        self.assertEqual(sorted(a), sorted(b))
-                        for name in a:
-                            scale = max(1.0, float(np.max(np.abs(a[name])))) if a[name].size else 1.0
-                            np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-8 * scale,
-                                                       err_msg=f"{driver} /solution/{name}")
+                        self.assert_same_solution(f"{d}/full.h5", out, 1e-8, driver)
 
     def test_killed_run_keeps_history_and_earlier_output(self):
         for driver, args in available().items():
