@@ -16,20 +16,16 @@ import gzip
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
 
 import h5py
 import numpy as np
 
-
-def make_data(n, d, seed):
-    rng = np.random.default_rng(seed)
-    y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
-    X = np.empty((n, d))
-    X[:, 0] = y + 0.5 * rng.standard_normal(n)
-    X[:, 1:] = 0.3 * y[:, None] + rng.standard_normal((n, d - 1))
-    return X, y
+# The synthetic data of the adversarial script test (one strong feature, d - 1 weak ones).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "relu"))
+from adversarial_test import make_data  # noqa: E402
 
 
 def fmnist(images, labels, count):
