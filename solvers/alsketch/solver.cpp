@@ -683,7 +683,8 @@ struct Solver::Impl {
   // Solves K z = b with the KSP to |K z - b| <= rtol |b|; z goes to (dx, dl) and stays in zv.
   // To continue from the current z (after a penalty adaptation asked for more accuracy), it
   // solves for the correction K d = b - K z and adds it: iterative refinement for a direct
-  // solver, a restart from z for a Krylov method. Returns |K z - b|.
+  // solver, a restart from z for a Krylov method. Returns |K z - b|. The schur preset works on
+  // (dx, dl) directly (no zv, bv) and continues by restarting CG from the current dl.
   double ksp_solve(double rtol, bool continue_from_z) {
     if (schur_kkt) {  // K (dx; dl) = -(gradL; c) directly: no KKT vectors
       const double rn =
