@@ -28,21 +28,24 @@ for line in open(log):
 for path in glob.glob(os.path.join(out, "*.h5")):
     name = os.path.basename(path)[:-3].split("-")
     with h5py.File(path, "r") as f:
-        solver = ("alsketch_fs" if name[2].endswith("_fieldsplit") else
-                  "alsketch_sc" if name[2].endswith("_schur") else "alsketch")
+        # ksp_<preset>[_amg]: the lean presets' rows (run.sh)
+        lean = re.match(r"ksp_(schur|fieldsplit)(_amg)?$", name[2])
+        solver = ("alsketch_" + ("sc" if lean.group(1) == "schur" else "fs") + (lean.group(2) or "")
+                  if lean else "alsketch")
         r = rows.setdefault((name[0], name[1]), {}).setdefault(solver, {})
         r["iterations"] = str(len(f["history/objective"]))
         r["kkt"] = "%.2e" % f["history/kkt_residual"][-1]
         r["objective"] = "%.10g" % f["history/objective"][-1]
         if "function_evaluations" in f["solution"].attrs:
             r["f_evals"] = str(int(f["solution"].attrs["function_evaluations"]))
-print("%-10s %5s %-9s %6s %7s %9s %8s %12s %8s %s" % ("problem", "N", "solver", "iters", "f_evals",
+print("%-10s %5s %-15s %6s %7s %9s %8s %12s %8s %s" % ("problem", "N", "solver", "iters", "f_evals",
                                                       "time_s", "mem_MB", "objective", "t/t_al",
                                                       "status / memory"))
 # A peer that stopped with an error has no row (see results.txt for its message).
 for (p, N), solvers in sorted(rows.items()):
     base = float(solvers.get("alsketch", {}).get("time", "nan").rstrip("s") or "nan")
-    for s in ("alsketch", "alsketch_sc", "alsketch_fs", "ipopt", "tao"):
+    for s in ("alsketch", "alsketch_sc", "alsketch_sc_amg", "alsketch_fs", "alsketch_fs_amg",
+              "ipopt", "tao"):
         r = solvers.get(s)
         if not r:
             continue
@@ -57,6 +60,6 @@ for (p, N), solvers in sorted(rows.items()):
                 note += " (%.1fx)" % (extra / data)
         if s == "tao":
             note += " %s/%s" % (r.get("almm", "?"), r.get("subsolver", "?"))
-        print("%-10s %5s %-9s %6s %7s %9.3f %8s %12s %8.2f %s" % (
+        print("%-10s %5s %-15s %6s %7s %9.3f %8s %12s %8.2f %s" % (
             p, N, s, r.get("iterations", "?"), r.get("f_evals", "-"), t, mem,
             "%.6g" % float(r.get("objective", "nan")), t / base if base > 0 else float("nan"), note))

@@ -4,7 +4,8 @@
 #   bench/alsketch/run.sh BUILD_DIR INSTALL_PREFIX [OUTDIR]
 # BUILD_DIR holds drivers/parasol-alsketch; INSTALL_PREFIX a `cmake --install` of parasol.
 # Environment: RANKS (2), POISSON_N ("64 128 512"), TOL (1e-6), KSP_PRESET (auto; the main
-# alsketch row), LEAN_PRESETS ("schur fieldsplit": extra poisson rows alsketch_sc, alsketch_fs),
+# alsketch row), LEAN_PRESETS ("schur schur:amg fieldsplit": extra poisson rows alsketch_sc,
+# alsketch_sc_amg, alsketch_fs; PRESET:amg uses -alsketch_poisson_schur_pc amg, else fft),
 # TAO_TIME_LIMIT (600 s per TAO run), HS ("hs6 hs7 hs39 hs40 hs42 hs50 orthregb").
 set -eu
 build=$1; prefix=$2; out=${3:-alsketch-bench}
@@ -36,14 +37,16 @@ for p in ${HS:-hs6 hs7 hs39 hs40 hs42 hs50 orthregb}; do
 done
 for N in ${POISSON_N:-64 128 512}; do
   run_case poisson $N ksp -tao_almm_subsolver_tao_type bncg
-  # The memory-lean presets too: schur (CG on the matrix-free Schur complement, row
-  # alsketch_sc) and fieldsplit (MINRES + fieldsplit, row alsketch_fs), both with poisson's
-  # Schur preconditioner.
-  for lean in ${LEAN_PRESETS:-schur fieldsplit}; do
-    tag=alsketch_fs; [ "$lean" = schur ] && tag=alsketch_sc
+  # The memory-lean presets too: schur (CG on the matrix-free Schur complement, rows
+  # alsketch_sc*) and fieldsplit (MINRES + fieldsplit, rows alsketch_fs*), both with poisson's
+  # Schur preconditioner: fft (exact, default) or amg (two BoomerAMG cycles; suffix _amg).
+  for lean in ${LEAN_PRESETS:-schur schur:amg fieldsplit}; do
+    preset=${lean%%:*}; pc=fft; [ "$preset" != "$lean" ] && pc=${lean#*:}
+    tag=alsketch_fs; [ "$preset" = schur ] && tag=alsketch_sc
+    suffix=""; [ "$pc" != fft ] && suffix="_$pc"
     /usr/bin/time -f "peak_rss=%M KB" $mpi "$build/drivers/parasol-alsketch" -problem poisson -N "$N" \
-      -alsketch_sketch ksp -alsketch_ksp_preset "$lean" -tol "$tol" \
-      -output "$out/poisson-$N-ksp_$lean.h5" 2>&1 | tr '\n' ' ' | sed "s/^/$tag problem=poisson N=$N sketch=ksp ranks=$ranks /" >> "$log"
+      -alsketch_sketch ksp -alsketch_ksp_preset "$preset" -alsketch_poisson_schur_pc "$pc" -tol "$tol" \
+      -output "$out/poisson-$N-ksp_$preset$suffix.h5" 2>&1 | tr '\n' ' ' | sed "s/^/$tag$suffix problem=poisson N=$N sketch=ksp ranks=$ranks /" >> "$log"
     echo >> "$log"
   done
 done

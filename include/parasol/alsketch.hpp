@@ -66,15 +66,17 @@ class Problem {
   // Published optimal objective, when known (tests compare against it).
   virtual std::optional<double> known_objective() const { return std::nullopt; }
 
-  // Optional, for the ksp sketch's fieldsplit preset: a preconditioner for the Schur complement
-  // block of the KKT matrix, -(G H^-1 G^T) in PETSc's sign (H unshifted), acting on vectors laid
-  // out like c. When has_schur_preconditioner() is true, schur_preconditioner(x, lambda, pc) is
-  // called once per KKT setup and must make `pc` (collective) a symmetric positive definite
-  // approximation of (G H^-1 G^T)^-1 with the sign flipped, i.e. approximately solve with the
-  // negative definite block; the generic G diag(H)^-1 G^T + AMG is then not built.
+  // Optional, for the ksp sketch's fieldsplit and schur presets: a preconditioner for the Schur
+  // complement block of the KKT matrix, -(G B^-1 G^T) in PETSc's sign (B = H unshifted), acting
+  // on vectors laid out like c. When has_schur_preconditioner() is true,
+  // schur_preconditioner(x, lambda, b_inverse, pc) is called once per KKT setup and must make
+  // `pc` (collective) a symmetric positive definite approximation of (G B^-1 G^T)^-1 with the
+  // sign flipped, i.e. approximately solve with the negative definite block; the generic
+  // G diag(B)^-1 G^T + AMG is then not built. b_inverse: the diagonal of B^-1 (laid out like x)
+  // when the solver has it (the schur preset, B diagonal), else null (then B = H).
   virtual bool has_schur_preconditioner() const { return false; }
-  virtual void schur_preconditioner(Vec x, Vec lambda, PC pc) {
-    (void)x, (void)lambda, (void)pc;
+  virtual void schur_preconditioner(Vec x, Vec lambda, Vec b_inverse, PC pc) {
+    (void)x, (void)lambda, (void)b_inverse, (void)pc;
   }
 };
 
@@ -124,6 +126,9 @@ struct ProblemParams {
   std::string data;       // logreg: HDF5 data set (/X, /y with labels +-1 or 0/1)
   std::int64_t N = 32;    // poisson: interior grid size; genhs28: n
   std::int64_t seed = 1;  // logreg: the random constraint matrix
+  // poisson: its Schur complement preconditioner, fft (exact, by the discrete sine transform)
+  // or amg (two BoomerAMG cycles on -Delta_h + sqrt(10) I).
+  std::string poisson_schur_pc = "fft";
 };
 struct ProblemInfo {
   std::string name;

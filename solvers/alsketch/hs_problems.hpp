@@ -12,6 +12,7 @@ std::unique_ptr<Problem> make_hs_problem(const std::string& name, MPI_Comm comm,
 std::unique_ptr<Problem> make_logreg_problem(MPI_Comm comm, const std::string& path,
                                              std::uint64_t seed);
 // poisson: 5-point Poisson control on an N x N grid (PETSc DMDA).
-std::unique_ptr<Problem> make_poisson_problem(MPI_Comm comm, int N);
+// schur_pc: fft | amg (its Schur complement preconditioner; ProblemParams).
+std::unique_ptr<Problem> make_poisson_problem(MPI_Comm comm, int N, const std::string& schur_pc);
 
 }  // namespace parasol::alsketch

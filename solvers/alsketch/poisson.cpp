@@ -11,15 +11,21 @@
 #include <petscksp.h>
 
 #include <cmath>
+#include <memory>
+#include <string>
 
 #include "hs_problems.hpp"
+#include "poisson_fft.hpp"
 
 namespace parasol::alsketch {
 namespace {
 
 class PoissonProblem : public Problem {
  public:
-  PoissonProblem(MPI_Comm comm, int N) : comm_(comm), N_(N) {
+  PoissonProblem(MPI_Comm comm, int N, const std::string& schur_pc)
+      : comm_(comm), N_(N), schur_fft_(schur_pc == "fft") {
+    if (schur_pc != "fft" && schur_pc != "amg")
+      throw Error("alsketch: -alsketch_poisson_schur_pc must be fft or amg, not '" + schur_pc + "'");
     PARASOL_PETSC(DMDACreate2d(comm, DM_BOUNDARY_NONE, DM_BOUNDARY_NONE, DMDA_STENCIL_STAR, N, N,
                                PETSC_DECIDE, PETSC_DECIDE, 2, 1, nullptr, nullptr, &dm_x_));
     PARASOL_PETSC(DMSetUp(dm_x_));
@@ -106,6 +112,12 @@ class PoissonProblem : public Problem {
     PARASOL_PETSC(MatCreateAIJ(comm_, local_constraints(), local_variables(), N_ * N_,
                                2 * N_ * N_, 6, nullptr, 4, nullptr, &J));
     fill_jacobian(J);
+    // c = J x uses the first Jacobian handed out (J is constant and nobody changes it: jacobian()
+    // is a no-op), so that the problem holds no copy of its own (19 MB at N = 512).
+    if (!J_) {
+      J_ = J;
+      PARASOL_PETSC(PetscObjectReference(reinterpret_cast<PetscObject>(J)));
+    }
     return J;
   }
   void jacobian(Vec, Mat J) override {
@@ -127,13 +139,47 @@ class PoissonProblem : public Problem {
   void hessian(Vec, Vec, Mat) override {}  // constant
 
   // The Schur complement of the KKT matrix: with J = [L, I] (L = 5-point Delta_h on w, identity
-  // on z) and H = diag(1, 0.1), S = J H^-1 J^T = L^2 + 10 I, a fourth-order operator on which
-  // AMG is weak. A = -L + sqrt(10) I (an M-matrix, second order) satisfies A^2 >= S >= A^2 / 2
-  // (since -L >= 0 and 2 sqrt(10)(-L) <= L^2 + 10 I), so S^-1 is approximated within a factor 2
-  // by two solves with A, each one AMG cycle (-alsketch_poisson_schur_pc_type, default hypre;
-  // symmetric, so the product is SPD as MINRES needs). Sign: PETSc's block is -S.
+  // on z) and B = diag(b_w I, b_z I) (B = H = diag(1, 0.1) unless a shift was added),
+  // S = J B^-1 J^T = L^2 / b_w + I / b_z.
+  //  fft (default): S^-1 exactly, by the 2-D discrete sine transform that diagonalizes L
+  //    (poisson_fft.hpp); 1 / b_w and 1 / b_z are the means of B^-1's diagonal over the w and
+  //    z entries (exact for B constant per block, a preconditioner otherwise). Memory: N^2/P
+  //    doubles per rank.
+  //  amg: S is fourth order, and AMG on it is weak. A = -L + sqrt(10) I (an M-matrix, second
+  //    order) satisfies A^2 >= S >= A^2 / 2 for B = H (since -L >= 0 and
+  //    2 sqrt(10)(-L) <= L^2 + 10 I), so S^-1 is approximated within a factor 2 by two solves
+  //    with A, each one AMG cycle (-alsketch_poisson_schur_pc_type, default hypre; symmetric, so
+  //    the product is SPD as MINRES needs). BoomerAMG's hierarchy is ~46 MB per rank at N = 512.
+  // Sign: PETSc's block is -S.
   bool has_schur_preconditioner() const override { return true; }
-  void schur_preconditioner(Vec, Vec, PC pc) override {
+  void schur_preconditioner(Vec, Vec, Vec b_inverse, PC pc) override {
+    if (schur_fft_) {
+      fft_inverse_w_ = 1.0, fft_inverse_z_ = 10.0;  // H^-1 = diag(1, 10)
+      if (b_inverse) {  // block means of B^-1 (w at even, z at odd local entries)
+        const PetscScalar* v;
+        PetscInt len;
+        PARASOL_PETSC(VecGetLocalSize(b_inverse, &len));
+        PARASOL_PETSC(VecGetArrayRead(b_inverse, &v));
+        double sums[2] = {0, 0}, total[2];
+        for (PetscInt k = 0; k < len; ++k) sums[k % 2] += v[k];
+        PARASOL_PETSC(VecRestoreArrayRead(b_inverse, &v));
+        MPI_Allreduce(sums, total, 2, MPI_DOUBLE, MPI_SUM, comm_);
+        const double points = static_cast<double>(N_) * N_;
+        fft_inverse_w_ = total[0] / points, fft_inverse_z_ = total[1] / points;
+      }
+      if (!fft_) {
+        Vec layout;
+        PARASOL_PETSC(DMGetGlobalVector(dm_c_, &layout));
+        fft_ = std::make_unique<detail::DirichletSineSolver>(
+            layout, natural_constraint_indices(), N_, 2.0 / (N_ + 1));
+        PARASOL_PETSC(DMRestoreGlobalVector(dm_c_, &layout));
+      }
+      PARASOL_PETSC(PCSetType(pc, PCSHELL));
+      PARASOL_PETSC(PCShellSetContext(pc, this));
+      PARASOL_PETSC(PCShellSetApply(pc, apply_schur_fft));
+      PARASOL_PETSC(PCShellSetName(pc, "poisson: -(L B_w^-1 L + B_z^-1)^-1 by FFTW's 2-D DST"));
+      return;
+    }
     if (!schur_ksp_) {
       Mat A;
       PARASOL_PETSC(DMCreateMatrix(dm_c_, &A));
@@ -211,6 +257,21 @@ class PoissonProblem : public Problem {
   Mat J_ = nullptr;
   KSP schur_ksp_ = nullptr;
   Vec schur_tmp_ = nullptr;
+  bool schur_fft_ = true;
+  std::unique_ptr<detail::DirichletSineSolver> fft_;
+  double fft_inverse_w_ = 1.0, fft_inverse_z_ = 10.0;  // block means of B^-1
+
+  static PetscErrorCode apply_schur_fft(PC pc, Vec r, Vec y) {
+    void* ctx;
+    PetscCall(PCShellGetContext(pc, &ctx));
+    auto* self = static_cast<PoissonProblem*>(ctx);
+    try {
+      self->fft_->solve(self->fft_inverse_w_, self->fft_inverse_z_, -1.0, r, y);
+    } catch (const std::exception& e) {
+      SETERRQ(PETSC_COMM_SELF, PETSC_ERR_LIB, "%s", e.what());
+    }
+    return 0;
+  }
 
   static PetscErrorCode apply_schur(PC pc, Vec r, Vec y) {
     void* ctx;
@@ -225,8 +286,8 @@ class PoissonProblem : public Problem {
 
 }  // namespace
 
-std::unique_ptr<Problem> make_poisson_problem(MPI_Comm comm, int N) {
-  return std::make_unique<PoissonProblem>(comm, N);
+std::unique_ptr<Problem> make_poisson_problem(MPI_Comm comm, int N, const std::string& schur_pc) {
+  return std::make_unique<PoissonProblem>(comm, N, schur_pc);
 }
 
 }  // namespace parasol::alsketch

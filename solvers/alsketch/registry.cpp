@@ -33,7 +33,7 @@ std::unique_ptr<Problem> make_problem(const std::string& name, MPI_Comm comm,
   }
   if (name == "poisson") {
     if (params.N < 1) throw Error("alsketch: -N must be >= 1 for poisson");
-    return make_poisson_problem(comm, static_cast<int>(params.N));
+    return make_poisson_problem(comm, static_cast<int>(params.N), params.poisson_schur_pc);
   }
   for (const auto& hs : hs_problem_names())
     if (hs == name) return make_hs_problem(name, comm, static_cast<int>(params.N));

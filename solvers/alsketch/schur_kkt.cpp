@@ -93,23 +93,39 @@ Mat SchurKkt::assemble_schur() const {
   return S;
 }
 
-void SchurKkt::solve(KSP ksp, Vec rhs_x, Vec rhs_c, double rhs_norm, double rtol, Vec dx,
-                     Vec dl) {
-  // s = G B^-1 r_x - r_c
-  PARASOL_PETSC(VecPointwiseMult(work_n_, rhs_x, inv_diag_));
+double SchurKkt::solve(KSP ksp, Vec gradL, Vec c, double rtol, bool from_current, Vec dx,
+                       Vec dl) {
+  PetscReal g_norm, c_norm;
+  PARASOL_PETSC(VecNorm(gradL, NORM_2, &g_norm));
+  PARASOL_PETSC(VecNorm(c, NORM_2, &c_norm));
+  const double b_norm = std::hypot(g_norm, c_norm);
+  // s = G B^-1 r_x - r_c with (r_x; r_c) = -(gradL; c):  s = c - G B^-1 gradL
+  PARASOL_PETSC(VecPointwiseMult(work_n_, gradL, inv_diag_));
   PARASOL_PETSC(MatMult(G_, work_n_, rhs_s_));
-  PARASOL_PETSC(VecAXPY(rhs_s_, -1.0, rhs_c));
+  PARASOL_PETSC(VecAYPX(rhs_s_, -1.0, c));
   PetscReal s_norm;
   PARASOL_PETSC(VecNorm(rhs_s_, NORM_2, &s_norm));
-  // The whole system's residual is the S system's: its tolerance relative to |s|.
+  // The whole system's residual is the S system's: its tolerance relative to |s| (the KSP's
+  // default test is relative to the right-hand side also when it starts from dl).
   const double s_rtol =
-      s_norm > 0 ? std::min(0.5, std::max(rtol * rhs_norm / s_norm, 1e-15)) : 0.5;
+      s_norm > 0 ? std::min(0.5, std::max(rtol * b_norm / s_norm, 1e-15)) : 0.5;
   PARASOL_PETSC(KSPSetTolerances(ksp, s_rtol, 0.0, PETSC_DEFAULT, PETSC_DEFAULT));
+  PARASOL_PETSC(KSPSetInitialGuessNonzero(ksp, from_current ? PETSC_TRUE : PETSC_FALSE));
   PARASOL_PETSC(KSPSolve(ksp, rhs_s_, dl));
-  // dx = B^-1 (r_x - G^T dl)
-  PARASOL_PETSC(MatMultTranspose(G_, dl, work_n_));
-  PARASOL_PETSC(VecAYPX(work_n_, -1.0, rhs_x));
+  PARASOL_PETSC(KSPSetInitialGuessNonzero(ksp, PETSC_FALSE));
+  // dx = B^-1 (r_x - G^T dl) = -B^-1 (gradL + G^T dl)
+  PARASOL_PETSC(MatMultTransposeAdd(G_, dl, gradL, work_n_));
   PARASOL_PETSC(VecPointwiseMult(dx, work_n_, inv_diag_));
+  PARASOL_PETSC(VecScale(dx, -1.0));
+  // |K z - b|: (B dx + G^T dl + gradL; G dx + c), B dx = dx / B^-1
+  PARASOL_PETSC(VecPointwiseDivide(work_n_, dx, inv_diag_));
+  PARASOL_PETSC(MatMultTransposeAdd(G_, dl, work_n_, work_n_));
+  PARASOL_PETSC(VecAXPY(work_n_, 1.0, gradL));
+  PARASOL_PETSC(MatMultAdd(G_, dx, c, rhs_s_));
+  PetscReal rx_norm, rc_norm;
+  PARASOL_PETSC(VecNorm(work_n_, NORM_2, &rx_norm));
+  PARASOL_PETSC(VecNorm(rhs_s_, NORM_2, &rc_norm));
+  return std::hypot(rx_norm, rc_norm);
 }
 
 }  // namespace parasol::alsketch::detail

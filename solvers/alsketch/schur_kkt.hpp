@@ -4,6 +4,8 @@
 // S is applied matrix-free (G^T, a diagonal scaling, G); the KSP (CG by default) works on
 // vectors of size m only. With dx computed exactly from dl, the residual of the whole KKT system
 // is (0; -(residual of the S system)), so solving S to |res| <= tol gives |K z - b| <= tol.
+// No KKT matrix and no vector of n + m: besides the KSP's vectors of m, this holds B^-1 and one
+// work vector of n, and one vector of m.
 #pragma once
 
 #include <petscksp.h>
@@ -26,12 +28,14 @@ class SchurKkt {
   SchurKkt& operator=(const SchurKkt&) = delete;
 
   Mat schur() const { return S_; }
+  Vec inverse_diagonal() const { return inv_diag_; }  // B^-1 as a vector (size n)
   // S assembled, G diag(B)^-1 G^T (for a generic preconditioner such as GAMG); caller owns it.
   Mat assemble_schur() const;
-  // Solves K z = rhs (rhs_x, rhs_c: the two blocks, z into dx, dl) with `ksp` on S to
-  // |S dl - s| <= rtol |rhs| where |rhs| = rhs_norm. Returns nothing: the caller reads the
-  // KSP's reason and iterations.
-  void solve(KSP ksp, Vec rhs_x, Vec rhs_c, double rhs_norm, double rtol, Vec dx, Vec dl);
+  // Solves the Newton system K (dx; dl) = b = -(gradL; c) with `ksp` on S to
+  // |K z - b| <= rtol |b|; with from_current, CG starts from the dl given (continuing an earlier
+  // solve after the tolerance was tightened), else from 0. Returns |K z - b|, computed from the
+  // blocks (B dx + G^T dl + gradL; G dx + c). The caller reads the KSP's reason and iterations.
+  double solve(KSP ksp, Vec gradL, Vec c, double rtol, bool from_current, Vec dx, Vec dl);
 
  private:
   static PetscErrorCode mult(Mat S, Vec v, Vec out);
