@@ -31,10 +31,6 @@ HD operator*(HD a, HD b) {
 HD chain(HD a, double f0, double f1, double f2) {
   return {f0, f1 * a.d1, f1 * a.d2, f1 * a.d12 + f2 * a.d1 * a.d2};
 }
-HD operator/(HD a, HD b) {
-  const double x = b.v;
-  return a * chain(b, 1 / x, -1 / (x * x), 2 / (x * x * x));
-}
 HD pow(HD a, int k) {
   const double x = a.v;
   return chain(a, std::pow(x, k), k * std::pow(x, k - 1),
@@ -42,7 +38,6 @@ HD pow(HD a, int k) {
 }
 HD log(HD a) { return chain(a, std::log(a.v), 1 / a.v, -1 / (a.v * a.v)); }
 HD sin(HD a) { return chain(a, std::sin(a.v), std::cos(a.v), -std::sin(a.v)); }
-HD cos(HD a) { return chain(a, std::cos(a.v), -std::sin(a.v), -std::cos(a.v)); }
 
 using Vars = std::vector<HD>;
 struct Definition {

@@ -33,6 +33,12 @@ std::unique_ptr<Problem> make_problem(const std::string& name, MPI_Comm comm,
   }
   if (name == "poisson") {
     if (params.N < 1) throw Error("alsketch: -N must be >= 1 for poisson");
+    // The DMDA gives every rank at least one grid line in each split direction.
+    int ranks = 1;
+    MPI_Comm_size(comm, &ranks);
+    if (params.N < ranks)
+      throw Error("alsketch: poisson needs -N >= the number of ranks (-N " +
+                  std::to_string(params.N) + " on " + std::to_string(ranks) + " ranks)");
     return make_poisson_problem(comm, static_cast<int>(params.N), params.poisson_schur_pc);
   }
   for (const auto& hs : hs_problem_names())
