@@ -101,6 +101,10 @@ with tempfile.TemporaryDirectory() as tmp:
                 "-output", os.path.join(tmp, "bad.h5"))
         check(p.returncode == 1 and "parasol-alsketch: error:" in p.stderr and needle in p.stderr,
               f"{' '.join(args)} rejected ({p.stderr.strip()[-200:]})")
+    # A grid smaller than the rank count: named, on every rank, not PETSc's DMDA error.
+    p = run(3, "-problem", "poisson", "-N", "2", "-output", os.path.join(tmp, "bad.h5"))
+    check(p.returncode == 1 and "-N >= the number of ranks" in p.stderr,
+          f"poisson -N 2 on 3 ranks rejected ({p.stderr.strip()[-200:]})")
 
     # Checkpoint at iteration 3, restart: the same run as one straight run (the warm start's
     # previous direction is saved in the checkpoint, so its history matches too).
