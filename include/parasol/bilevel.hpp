@@ -119,7 +119,9 @@ class BlockProblem {
                                      const Sample& sample = Sample::all()) const;
   // The entries of x where block i's grad_x of upper_block (at `upper`) and hxy_v of
   // lower_block_hvp (at `lower`) can be nonzero, sorted and unique; false (the default) when
-  // they may be anywhere. Lets BSVRB read O(B) entries per block instead of all of x.
+  // they may be anywhere. They must also be the only entries of x that block i's
+  // evaluations on these samples read: BSVRB then keeps x current only there (O(B) work and
+  // traffic per block instead of O(dim x)).
   virtual bool coupling_rows(std::int64_t i, const Sample& lower, const Sample& upper,
                              std::vector<std::int64_t>* rows) const;
   // Sums over blocks first, first + 1, ... (one y each) of the full-data upper and lower
