@@ -124,6 +124,16 @@ class BlockProblem {
   // traffic per block instead of O(dim x)).
   virtual bool coupling_rows(std::int64_t i, const Sample& lower, const Sample& upper,
                              std::vector<std::int64_t>* rows) const;
+  // upper_block and lower_block_hvp with grad_x and hxy_v only on `rows` (the coupling rows
+  // of these samples, or all rows when coupling_rows says false), so that BSVRB's per-block
+  // work needs no vector of length dim x. Defaults: the full calls, then those rows.
+  virtual double upper_block_rows(std::int64_t i, const Vector& x, const Vector& y,
+                                  const std::vector<std::int64_t>& rows, Vector* grad_x_rows,
+                                  Vector* grad_y, const Sample& sample) const;
+  virtual void lower_block_hvp_rows(std::int64_t i, const Vector& x, const Vector& y,
+                                    const Vector& v, const std::vector<std::int64_t>& rows,
+                                    Vector* hyy_v, Vector* hxy_v_rows,
+                                    const Sample& sample) const;
   // Sums over blocks first, first + 1, ... (one y each) of the full-data upper and lower
   // objectives at x (local; the caller sums over ranks). Default: upper_block and
   // lower_block block by block; problems whose blocks share data can batch them.

@@ -297,30 +297,72 @@ class Bsvrb : public Solver {
     return collective_ ? rank_ : Partition::owner(m_, size_, block);
   }
 
-  // A block's whole state as one buffer (moved to the rank that works on it and back).
-  std::int64_t state_size() const { return 1 + 3 * d_ + (version_ == 1 ? d_ * d_ : 3 * d_); }
-  void pack(const BlockState& b, double* out) const {
+  // What travels when a block is worked on away from its home. Out: what its work reads,
+  // with y_prev (and v_prev) only when they differ from y (and v), i.e. v1 always (its y
+  // moves every iteration), v2 only for a block updated in the previous iteration. Back:
+  // what the work changes (last, s, and H or u). v2 on a8a (d = 124): 2 + 4d doubles out,
+  // under Open MPI's 4 KB shared-memory eager limit, and 1 + 2d back, instead of 1 + 6d
+  // each way.
+  std::int64_t out_size() const { return 2 + 3 * d_ + (version_ == 1 ? d_ * d_ : 3 * d_); }
+  std::int64_t back_size() const { return 1 + d_ + (version_ == 1 ? d_ * d_ : d_); }
+  static void put(const Eigen::Ref<const Matrix>& v, double** out) {
+    *out = std::copy(v.data(), v.data() + v.size(), *out);
+  }
+  template <class V>
+  static void get(V* v, std::int64_t rows, std::int64_t cols, const double** in) {
+    v->resize(rows, cols);
+    std::copy(*in, *in + rows * cols, v->data());
+    *in += rows * cols;
+  }
+  // Returns the number of doubles written.
+  int pack_out(const BlockState& b, std::int64_t t, double* out) const {
+    double* start = out;
+    const bool with_prev = version_ == 1 || b.last == t - 1;
     *out++ = double(b.last);
-    auto put = [&out](const auto& v) { out = std::copy(v.data(), v.data() + v.size(), out); };
-    put(b.y), put(b.y_prev), put(b.s);
+    *out++ = with_prev ? 1.0 : 0.0;
+    put(b.y, &out), put(b.s, &out);
     if (version_ == 1) {
-      put(b.H);
+      put(b.H, &out);
+      put(b.y_prev, &out);
     } else {
-      put(b.v), put(b.v_prev), put(b.u);
+      put(b.v, &out), put(b.u, &out);
+      if (with_prev) put(b.y_prev, &out), put(b.v_prev, &out);
+    }
+    return int(out - start);
+  }
+  void unpack_out(const double* in, BlockState* b) const {
+    b->last = std::int64_t(*in++);
+    const bool with_prev = *in++ != 0.0;
+    get(&b->y, d_, 1, &in), get(&b->s, d_, 1, &in);
+    if (version_ == 1) {
+      get(&b->H, d_, d_, &in);
+      get(&b->y_prev, d_, 1, &in);
+    } else {
+      get(&b->v, d_, 1, &in), get(&b->u, d_, 1, &in);
+      if (with_prev) {
+        get(&b->y_prev, d_, 1, &in), get(&b->v_prev, d_, 1, &in);
+      } else {
+        b->y_prev = b->y;
+        b->v_prev = b->v;
+      }
     }
   }
-  void unpack(const double* in, BlockState* b) const {
-    b->last = std::int64_t(*in++);
-    auto get = [&in](auto& v, std::int64_t rows, std::int64_t cols) {
-      v.resize(rows, cols);
-      std::copy(in, in + rows * cols, v.data());
-      in += rows * cols;
-    };
-    get(b->y, d_, 1), get(b->y_prev, d_, 1), get(b->s, d_, 1);
+  void pack_back(const BlockState& b, double* out) const {
+    *out++ = double(b.last);
+    put(b.s, &out);
     if (version_ == 1) {
-      get(b->H, d_, d_);
+      put(b.H, &out);
     } else {
-      get(b->v, d_, 1), get(b->v_prev, d_, 1), get(b->u, d_, 1);
+      put(b.u, &out);
+    }
+  }
+  void unpack_back(const double* in, BlockState* b) const {
+    b->last = std::int64_t(*in++);
+    get(&b->s, d_, 1, &in);
+    if (version_ == 1) {
+      get(&b->H, d_, d_, &in);
+    } else {
+      get(&b->u, d_, 1, &in);
     }
   }
 
@@ -371,7 +413,7 @@ class Bsvrb : public Solver {
         x_then_[r] = storm_.x_at(r, t - 2);
       }
     }
-    const std::int64_t state = state_size();
+    const std::int64_t out_max = out_size(), back = back_size();
     // Blocks that change hands: states out to their workers (guests there), back afterwards.
     std::vector<std::int64_t> guests, lent;  // positions k in sampled
     for (std::int64_t k = 0; k < count; ++k) {
@@ -379,38 +421,39 @@ class Bsvrb : public Solver {
       if (worker[k] == rank_ && h != rank_) guests.push_back(k);
       if (h == rank_ && worker[k] != rank_) lent.push_back(k);
     }
-    std::vector<double> guest_states(guests.size() * state), lent_states(lent.size() * state);
+    std::vector<double> guest_states(guests.size() * out_max), lent_states(lent.size() * out_max);
     std::vector<MPI_Request> requests;
     for (std::size_t j = 0; j < guests.size(); ++j) {
       requests.emplace_back();
-      MPI_Irecv(guest_states.data() + j * state, int(state), MPI_DOUBLE,
+      MPI_Irecv(guest_states.data() + j * out_max, int(out_max), MPI_DOUBLE,
                 home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
     }
     for (std::size_t j = 0; j < lent.size(); ++j) {
-      pack(blocks_[sampled[lent[j]] - owned_.begin], lent_states.data() + j * state);
+      const int size = pack_out(blocks_[sampled[lent[j]] - owned_.begin], t,
+                                lent_states.data() + j * out_max);
       requests.emplace_back();
-      MPI_Isend(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
-                kStateOut, comm_, &requests.back());
+      MPI_Isend(lent_states.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
+                comm_, &requests.back());
     }
-    // Complete the moves before working: the states are larger than MPI's eager limit, and a
-    // rendezvous transfer only progresses while both ranks are inside MPI (a lent state would
-    // otherwise arrive after its home rank's own block work, which defeats the balancing).
+    // Complete the moves before working: a state larger than MPI's eager limit (v1, or v2 with
+    // a large d) goes by rendezvous, which only progresses while both ranks are inside MPI (a
+    // lent state would otherwise arrive after its home rank's own block work).
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
     requests.clear();
     for (std::size_t j = 0; j < lent.size(); ++j) {
       requests.emplace_back();
-      MPI_Irecv(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
+      MPI_Irecv(lent_states.data() + j * back, int(back), MPI_DOUBLE, worker[lent[j]],
                 kStateBack, comm_, &requests.back());
     }
     std::vector<BlockState> guest_blocks(guests.size());
     for (std::size_t j = 0; j < guests.size(); ++j) {
-      unpack(guest_states.data() + j * state, &guest_blocks[j]);
+      unpack_out(guest_states.data() + j * out_max, &guest_blocks[j]);
       const std::int64_t k = guests[j];
       work_block(t, sampled[k], plans[k], &guest_blocks[j], values.data() + plans[k].offset,
                  profile ? &work_cpu : nullptr);
-      pack(guest_blocks[j], guest_states.data() + j * state);
+      pack_back(guest_blocks[j], guest_states.data() + j * out_max);
       requests.emplace_back();
-      MPI_Isend(guest_states.data() + j * state, int(state), MPI_DOUBLE,
+      MPI_Isend(guest_states.data() + j * out_max, int(back), MPI_DOUBLE,
                 home(sampled[guests[j]]), kStateBack, comm_, &requests.back());
     }
     for (std::int64_t k = 0; k < count; ++k)
@@ -435,7 +478,7 @@ class Bsvrb : public Solver {
                      displs.data(), MPI_DOUBLE, comm_);
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
     for (std::size_t j = 0; j < lent.size(); ++j)
-      unpack(lent_states.data() + j * state, &blocks_[sampled[lent[j]] - owned_.begin]);
+      unpack_back(lent_states.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
     // Sum the blocks in block order, whoever computed them: the same sums at any rank count.
     for (const Plan& plan : plans) {
       const double* g_new = values.data() + plan.offset;
@@ -499,8 +542,10 @@ class Bsvrb : public Solver {
       b.s = (1 - a) * b.s + (a + g) * gy_new - g * gy_old;
     }
     Vector fx_new, fy_new, fx_old, fy_old, hxy, hxy_old;
-    problem_->upper_block(i, x, b.y, &fx_new, &fy_new, upper);
-    problem_->upper_block(i, x_prev, b.y_prev, &fx_old, &fy_old, upper);
+    // (grad_x and hxy only on the coupling rows: no vector of length dim x per block)
+    const std::vector<std::int64_t>& rows = plan.rows;
+    problem_->upper_block_rows(i, x, b.y, rows, &fx_new, &fy_new, upper);
+    problem_->upper_block_rows(i, x_prev, b.y_prev, rows, &fx_old, &fy_old, upper);
     if (version_ == 1) {
       // G_old with the old Hessian estimate, at the old point. Except at a block's first
       // sampling, b.H is the estimate solve_hessian made positive definite (eigenvalues about
@@ -517,26 +562,28 @@ class Bsvrb : public Solver {
         Matrix H_old = b.H;
         solved_old = solve_hessian(&H_old, fy_old);
       }
-      problem_->lower_block_hvp(i, x_prev, b.y_prev, solved_old, nullptr, &hxy_old, lower);
+      problem_->lower_block_hvp_rows(i, x_prev, b.y_prev, solved_old, rows, nullptr, &hxy_old,
+                                     lower);
       if (!first) {
         Matrix hess_old = problem_->lower_block_hessian(i, x_prev, b.y_prev, lower);
         b.H = (1 - a) * b.H + (a + g) * hess_new - g * hess_old;
       }
       b.H = 0.5 * (b.H + b.H.transpose());
-      problem_->lower_block_hvp(i, x, b.y, solve_hessian(&b.H, fy_new), nullptr, &hxy, lower);
+      problem_->lower_block_hvp_rows(i, x, b.y, solve_hessian(&b.H, fy_new), rows, nullptr, &hxy,
+                                     lower);
     } else {
       Vector hyy_new, hyy_old;
-      problem_->lower_block_hvp(i, x, b.y, b.v, &hyy_new, &hxy, lower);
-      problem_->lower_block_hvp(i, x_prev, b.y_prev, b.v_prev, &hyy_old, &hxy_old, lower);
+      problem_->lower_block_hvp_rows(i, x, b.y, b.v, rows, &hyy_new, &hxy, lower);
+      problem_->lower_block_hvp_rows(i, x_prev, b.y_prev, b.v_prev, rows, &hyy_old, &hxy_old,
+                                     lower);
       Vector gamma_new = hyy_new - fy_new, gamma_old = hyy_old - fy_old;
       b.u = first ? gamma_new : Vector((1 - a) * b.u + (a + g) * gamma_new - g * gamma_old);
     }
     if (b.last == 0) b.last = -1;  // sampled once: MSVR corrections apply from now on
-    const std::size_t n = plan.rows.size();
-    for (std::size_t j = 0; j < n; ++j) {
-      const Eigen::Index r = Eigen::Index(plan.rows[j]);
-      out[j] = fx_new[r] - hxy[r];
-      out[n + j] = fx_old[r] - hxy_old[r];
+    const Eigen::Index n = Eigen::Index(rows.size());
+    for (Eigen::Index j = 0; j < n; ++j) {
+      out[j] = fx_new[j] - hxy[j];
+      out[n + j] = fx_old[j] - hxy_old[j];
     }
   }
 

@@ -379,6 +379,32 @@ class MultiBlockProblem : public BlockProblem {
   }
   void lower_block_hvp(std::int64_t i, const Vector& x, const Vector& y, const Vector& v,
                        Vector* hyy, Vector* hxy, const Sample& sample) const override {
+    if (hxy) *hxy = Vector::Zero(upper_dim());
+    hvp(i, x, y, v, hyy, hxy, false, sample);
+  }
+  // The upper level does not depend on x; d2g_i/dxdy v lives on the sampled rows, which
+  // are the coupling rows (unique, sorted, as local_rows lists them).
+  double upper_block_rows(std::int64_t i, const Vector& x, const Vector& y,
+                          const std::vector<std::int64_t>& rows, Vector* gx_rows, Vector* gy,
+                          const Sample& sample) const override {
+    if (gx_rows) *gx_rows = Vector::Zero(Eigen::Index(rows.size()));
+    return upper_block(i, x, y, nullptr, gy, sample);
+  }
+  void lower_block_hvp_rows(std::int64_t i, const Vector& x, const Vector& y, const Vector& v,
+                            const std::vector<std::int64_t>& rows, Vector* hyy,
+                            Vector* hxy_rows, const Sample& sample) const override {
+    if (hxy_rows && std::int64_t(rows.size()) !=
+                        std::int64_t(sample.full ? train_.rows() : unique_count(sample))) {
+      BlockProblem::lower_block_hvp_rows(i, x, y, v, rows, hyy, hxy_rows, sample);
+      return;
+    }
+    if (hxy_rows) hxy_rows->resize(Eigen::Index(rows.size()));
+    hvp(i, x, y, v, hyy, hxy_rows, true, sample);
+  }
+  // hyy = d2g_i/dy2 v; hxy = d2g_i/dxdy v at the sampled rows: hxy[row] (by_position false)
+  // or hxy[k] for the k-th distinct sampled row (by_position true).
+  void hvp(std::int64_t i, const Vector& x, const Vector& y, const Vector& v, Vector* hyy,
+           Vector* hxy, bool by_position, const Sample& sample) const {
     LocalRows rows = local_rows(sample, 0, train_.rows(), train_.rows());
     RowMatrix gathered;
     const RowMatrix& A = sampled_rows(train_, sample, rows, &gathered);
@@ -394,11 +420,10 @@ class MultiBlockProblem : public BlockProblem {
       *hyy = A.transpose() * c.cwiseProduct(av) + lambda_ * v;
     }
     if (hxy) {
-      *hxy = Vector::Zero(upper_dim());
       for (Eigen::Index k = 0; k < t.size(); ++k) {
         double b = b_train_[rows.index[k]], s = sigmoid(x[rows.index[k]]);
         double dloss = -sigmoid(-b * t[k] / sigma) * b / sigma;  // d loss / d t
-        (*hxy)[rows.index[k]] = rows.weight[k] * s * (1 - s) * dloss * av[k];
+        (*hxy)[by_position ? k : rows.index[k]] = rows.weight[k] * s * (1 - s) * dloss * av[k];
       }
     }
   }
@@ -463,6 +488,12 @@ class MultiBlockProblem : public BlockProblem {
   }
 
  private:
+  static std::int64_t unique_count(const Sample& sample) {
+    std::int64_t count = 0;
+    for (std::size_t k = 0; k < sample.rows.size(); ++k)
+      count += k == 0 || sample.rows[k] != sample.rows[k - 1];
+    return count;
+  }
   static Matrix stack(const std::vector<Vector>& ys) {
     Matrix Y(ys.front().size(), Eigen::Index(ys.size()));
     for (std::size_t k = 0; k < ys.size(); ++k) Y.col(Eigen::Index(k)) = ys[k];
