@@ -163,8 +163,9 @@ TEST_P(BsvrbMethods, LogisticHypergradientMatchesFiniteDifferences) {
 }
 
 // The multiblock task's shortcuts agree with its block-by-block evaluations: the batched
-// full objectives (one matrix product over the blocks) and the coupling rows (the only
-// entries of x where grad_x f_i and d2g_i/dxdy v can be nonzero for a minibatch).
+// full objectives (one matrix product over the blocks), the coupling rows (the only
+// entries of x where grad_x f_i and d2g_i/dxdy v can be nonzero for a minibatch) and the
+// evaluations restricted to them.
 TEST(Multiblock, BatchedObjectivesAndCouplingRowsMatchBlockEvaluations) {
   const std::int64_t m = 4;
   auto problem = logistic_blocks(MPI_COMM_SELF, m);
@@ -197,6 +198,24 @@ TEST(Multiblock, BatchedObjectivesAndCouplingRowsMatchBlockEvaluations) {
   EXPECT_GT(hxy.cwiseAbs().maxCoeff(), 0.0);
   EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
   EXPECT_FALSE(problem->coupling_rows(2, Sample::all(), upper_sample, &rows));
+
+  // The row-restricted evaluations BSVRB uses: the same values as the full ones on the
+  // coupling rows (against the base class's full-then-pick), and the same hyy, grad_y.
+  ASSERT_TRUE(problem->coupling_rows(2, lower_sample, upper_sample, &rows));
+  Vector gx_rows, gx_ref, gy, gy_ref, hxy_rows, hxy_ref, hyy, hyy_ref;
+  const double value = problem->upper_block_rows(2, x, ys[0], rows, &gx_rows, &gy, upper_sample);
+  const double value_ref =
+      problem->BlockProblem::upper_block_rows(2, x, ys[0], rows, &gx_ref, &gy_ref, upper_sample);
+  EXPECT_EQ(value, value_ref);
+  EXPECT_EQ(gx_rows, gx_ref);
+  EXPECT_EQ(gy, gy_ref);
+  problem->lower_block_hvp_rows(2, x, ys[0], v, rows, &hyy, &hxy_rows, lower_sample);
+  problem->BlockProblem::lower_block_hvp_rows(2, x, ys[0], v, rows, &hyy_ref, &hxy_ref,
+                                              lower_sample);
+  EXPECT_EQ(hxy_rows, hxy_ref);
+  EXPECT_EQ(hyy, hyy_ref);
+  EXPECT_EQ(hxy_rows.size(), Eigen::Index(rows.size()));
+  EXPECT_GT(hxy_rows.cwiseAbs().maxCoeff(), 0.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bilevel, BsvrbMethods, ::testing::Values("bsvrb1", "bsvrb2"));
