@@ -33,12 +33,30 @@ namespace {
 // Seconds per phase of step() on this rank (-bsvrb_profile). With profiling on, a reduction
 // before the exchange separates waiting for the busiest rank from the exchange itself and
 // sums the busiest rank's CPU seconds of block work per iteration (the critical path of the
-// block work on an idle host, estimated on a loaded one).
+// block work on an idle host, estimated on a loaded one), and likewise the CPU seconds of
+// everything else outside MPI calls (sampling, plans, the sums, the lazy update, the
+// reports): the two add up to the critical path of an iteration without its messages.
 struct PhaseTimes {
   double sample = 0, blocks = 0, wait = 0, exchange = 0, update = 0, report = 0;
   double blocks_cpu = 0;  // CPU seconds inside the per-block work (MPI waits excluded)
   double busiest_cpu = 0;  // sum over iterations of the largest blocks_cpu of any rank
+  double rest_cpu = 0;     // CPU seconds outside block work and MPI calls
+  double busiest_rest_cpu = 0;  // sum over iterations of the largest of those of any rank
+  double rest_this_step = 0;    // (reduced with the next iteration's block work)
   std::int64_t steps = 0, blocks_done = 0;
+};
+
+// Adds the CPU seconds of a scope (when on) to *total.
+class CpuTimer {
+ public:
+  CpuTimer(bool on, double* total) : total_(on ? total : nullptr), start_(on ? std::clock() : 0) {}
+  ~CpuTimer() {
+    if (total_) *total_ += double(std::clock() - start_) / CLOCKS_PER_SEC;
+  }
+
+ private:
+  double* total_;
+  std::clock_t start_;
 };
 
 class PhaseTimer {
@@ -99,12 +117,16 @@ class Bsvrb : public Solver {
     int rank = 0;
     MPI_Comm_rank(comm_, &rank);
     const PhaseTimes& p = times_;
+    // (the last iteration's rest was not reduced: this rank's own)
+    const double busiest_rest = p.busiest_rest_cpu + p.rest_this_step;
     std::fprintf(stderr,
                  "bsvrb profile rank %d: %lld steps, %lld blocks; seconds: sample %.3f, blocks "
                  "%.3f (cpu %.3f, busiest rank's cpu %.3f), wait %.3f, exchange %.3f, update "
-                 "%.3f, report %.3f\n",
+                 "%.3f, report %.3f; cpu outside blocks and MPI %.3f (busiest rank's %.3f); "
+                 "critical path cpu %.3f\n",
                  rank, (long long)p.steps, (long long)p.blocks_done, p.sample, p.blocks,
-                 p.blocks_cpu, p.busiest_cpu, p.wait, p.exchange, p.update, p.report);
+                 p.blocks_cpu, p.busiest_cpu, p.wait, p.exchange, p.update, p.report,
+                 p.rest_cpu + p.rest_this_step, busiest_rest, p.busiest_cpu + busiest_rest);
   }
 
   std::string method() const override { return version_ == 1 ? "bsvrb1" : "bsvrb2"; }
@@ -131,11 +153,13 @@ class Bsvrb : public Solver {
     std::vector<std::int64_t> sampled;
     {
       PhaseTimer timer(profile, &times_.sample);
+      CpuTimer cpu(profile, &times_.rest_this_step);
       sampled = sample_blocks(t);
     }
     update_blocks(t, sampled);
     {
       PhaseTimer timer(profile, &times_.update);
+      CpuTimer cpu(profile, &times_.rest_this_step);
       // STORM and the upper step on the touched rows only (every rank repeats it).
       storm_.step(t, touched_, g_new_, g_old_);
       x_stale_ = true;
@@ -143,6 +167,7 @@ class Bsvrb : public Solver {
       update_lower(t, sampled);
     }
     PhaseTimer timer(profile, &times_.report);
+    CpuTimer cpu(profile, &times_.rest_this_step);
     return report(t);
   }
 
@@ -373,6 +398,7 @@ class Bsvrb : public Solver {
     const std::int64_t count = std::int64_t(sampled.size());
     const bool profile = options_.bsvrb_profile && !full_data;
     double blocks_start = profile ? MPI_Wtime() : 0;
+    std::clock_t plan_start = profile ? std::clock() : 0;
     double work_cpu = 0;  // CPU seconds inside work_block (MPI waits excluded)
     const std::vector<int> worker = assign_workers(sampled);
     // Every rank knows every sampled block's samples and coupling rows (shared seed), so the
@@ -413,6 +439,7 @@ class Bsvrb : public Solver {
         x_then_[r] = storm_.x_at(r, t - 2);
       }
     }
+    if (profile) times_.rest_this_step += double(std::clock() - plan_start) / CLOCKS_PER_SEC;
     const std::int64_t out_max = out_size(), back = back_size();
     // Blocks that change hands: states out to their workers (guests there), back afterwards.
     std::vector<std::int64_t> guests, lent;  // positions k in sampled
@@ -465,11 +492,15 @@ class Bsvrb : public Solver {
       for (std::int64_t k = 0; k < count; ++k)
         times_.blocks_done += worker[k] == rank_ && home(sampled[k]) == rank_;
       times_.blocks += MPI_Wtime() - blocks_start;
-      double cpu = work_cpu;
-      times_.blocks_cpu += cpu;
+      // this iteration's block work, the previous iteration's rest (and this one's so far)
+      double cpu[2] = {work_cpu, times_.rest_this_step};
+      times_.blocks_cpu += work_cpu;
+      times_.rest_cpu += times_.rest_this_step;
+      times_.rest_this_step = 0;
       PhaseTimer timer(true, &times_.wait);
-      MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_MAX, comm_);
-      times_.busiest_cpu += cpu;
+      MPI_Allreduce(MPI_IN_PLACE, cpu, 2, MPI_DOUBLE, MPI_MAX, comm_);
+      times_.busiest_cpu += cpu[0];
+      times_.busiest_rest_cpu += cpu[1];
     }
     PhaseTimer timer(profile, &times_.exchange);
     // Each block has one worker (collective blocks: already everywhere); values are copied.
@@ -480,6 +511,7 @@ class Bsvrb : public Solver {
     for (std::size_t j = 0; j < lent.size(); ++j)
       unpack_back(lent_states.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
     // Sum the blocks in block order, whoever computed them: the same sums at any rank count.
+    CpuTimer sum_cpu(profile, &times_.rest_this_step);
     for (const Plan& plan : plans) {
       const double* g_new = values.data() + plan.offset;
       const double* g_old = g_new + plan.rows.size();
