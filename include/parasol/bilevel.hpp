@@ -38,6 +38,9 @@ struct Sample {
 // every rank, so minibatches do not depend on the rank count. count >= population: full.
 Sample draw_sample(std::uint64_t seed, const std::string& purpose, std::uint64_t index,
                    std::int64_t population, std::int64_t count);
+// The same with the purpose's id (parasol::purpose_id) computed once by the caller.
+Sample draw_sample(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index,
+                   std::int64_t population, std::int64_t count);
 
 // ---------------------------------------------------------------------------------------
 // One lower level. Every evaluation is collective over comm(): values and gradients with
@@ -117,6 +120,9 @@ class BlockProblem {
   // Dense d2g_i/dy2 (bsvrb1); default: columns from lower_block_hvp.
   virtual Matrix lower_block_hessian(std::int64_t i, const Vector& x, const Vector& y,
                                      const Sample& sample = Sample::all()) const;
+  // False when coupling_rows does not depend on the upper sample (BSVRB then draws the
+  // upper samples only of the blocks it works on).
+  virtual bool coupling_rows_use_upper() const { return true; }
   // The entries of x where block i's grad_x of upper_block (at `upper`) and hxy_v of
   // lower_block_hvp (at `lower`) can be nonzero, sorted and unique; false (the default) when
   // they may be anywhere. They must also be the only entries of x that block i's

@@ -255,7 +255,9 @@ class Bsvrb : public Solver {
     return order;
   }
 
-  Sample block_sample(const char* purpose, std::int64_t t, std::int64_t i,
+  static constexpr std::uint64_t kLowerSample = purpose_id("bilevel.bsvrb.lower");
+  static constexpr std::uint64_t kUpperSample = purpose_id("bilevel.bsvrb.upper");
+  Sample block_sample(std::uint64_t purpose, std::int64_t t, std::int64_t i,
                       std::int64_t population) const {
     return draw_sample(options_.seed, purpose, std::uint64_t(t) * std::uint64_t(m_) + i,
                        population, options_.batch);
@@ -411,8 +413,10 @@ class Bsvrb : public Solver {
       Plan& plan = plans[std::size_t(k)];
       const std::int64_t i = sampled[std::size_t(k)];
       if (!full_data) {
-        plan.lower = block_sample("bilevel.bsvrb.lower", t, i, problem_->lower_samples());
-        plan.upper = block_sample("bilevel.bsvrb.upper", t, i, problem_->upper_samples());
+        plan.lower = block_sample(kLowerSample, t, i, problem_->lower_samples());
+        // (another rank's block: its upper sample only if its coupling rows need it)
+        if (worker[std::size_t(k)] == rank_ || problem_->coupling_rows_use_upper())
+          plan.upper = block_sample(kUpperSample, t, i, problem_->upper_samples());
       }
       if (!problem_->coupling_rows(i, plan.lower, plan.upper, &plan.rows)) {
         plan.rows.resize(std::size_t(x_now_.size()));

@@ -445,6 +445,7 @@ class MultiBlockProblem : public BlockProblem {
   }
   // x weighs the training samples: the upper terms do not depend on x, and d2g_i/dxdy v is
   // nonzero only on the sampled training rows.
+  bool coupling_rows_use_upper() const override { return false; }
   bool coupling_rows(std::int64_t, const Sample& lower, const Sample&,
                      std::vector<std::int64_t>* rows) const override {
     if (lower.full) return false;

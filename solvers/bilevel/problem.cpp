@@ -12,6 +12,10 @@ namespace parasol::bilevel {
 
 Sample draw_sample(std::uint64_t seed, const std::string& purpose, std::uint64_t index,
                    std::int64_t population, std::int64_t count) {
+  return draw_sample(seed, purpose_id(purpose), index, population, count);
+}
+Sample draw_sample(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index,
+                   std::int64_t population, std::int64_t count) {
   Sample sample;
   if (count <= 0 || count >= population) return sample;
   sample.full = false;
