@@ -650,9 +650,13 @@ class Bsvrb : public Solver {
   }
 
   StepReport report(std::int64_t t) {
-    const bool evaluate = t == 1 || options_.eval_every <= 1 || t % options_.eval_every == 0;
+    const bool scheduled = t == 1 || options_.eval_every <= 1 || t % options_.eval_every == 0;
+    // (also the first report after a restart: no evaluation to repeat yet)
+    const bool evaluate = scheduled || last_.fields.empty();
     if (evaluate) {
-      storm_.resync_norm();  // the running ||z|| made exact again (O(n), like the evaluation)
+      // the running ||z|| made exact again (O(n), like the evaluation), on the schedule only
+      // (so that a restarted run reports the same values as an uninterrupted one)
+      if (scheduled) storm_.resync_norm();
       x();                   // materialized
       double upper = 0.0, lower = 0.0;
       std::vector<Vector> ys;
