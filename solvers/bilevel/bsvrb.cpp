@@ -403,6 +403,29 @@ class Bsvrb : public Solver {
     std::clock_t plan_start = profile ? std::clock() : 0;
     double work_cpu = 0;  // CPU seconds inside work_block (MPI waits excluded)
     const std::vector<int> worker = assign_workers(sampled);
+    const std::int64_t out_max = out_size(), back = back_size();
+    // Blocks that change hands: states out to their workers (guests there), back afterwards.
+    // (posted first, so that they travel while every rank makes the plans below)
+    std::vector<std::int64_t> guests, lent;  // positions k in sampled
+    for (std::int64_t k = 0; k < count; ++k) {
+      const int h = home(sampled[k]);
+      if (worker[k] == rank_ && h != rank_) guests.push_back(k);
+      if (h == rank_ && worker[k] != rank_) lent.push_back(k);
+    }
+    std::vector<double> guest_states(guests.size() * out_max), lent_states(lent.size() * out_max);
+    std::vector<MPI_Request> requests;
+    for (std::size_t j = 0; j < guests.size(); ++j) {
+      requests.emplace_back();
+      MPI_Irecv(guest_states.data() + j * out_max, int(out_max), MPI_DOUBLE,
+                home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
+    }
+    for (std::size_t j = 0; j < lent.size(); ++j) {
+      const int size = pack_out(blocks_[sampled[lent[j]] - owned_.begin], t,
+                                lent_states.data() + j * out_max);
+      requests.emplace_back();
+      MPI_Isend(lent_states.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
+                comm_, &requests.back());
+    }
     // Every rank knows every sampled block's samples and coupling rows (shared seed), so the
     // layout of the gathered values is known everywhere and only values travel: rank by
     // rank, block by block, 2 |rows| values each (G_new, then G_old, on the rows).
@@ -444,28 +467,6 @@ class Bsvrb : public Solver {
       }
     }
     if (profile) times_.rest_this_step += double(std::clock() - plan_start) / CLOCKS_PER_SEC;
-    const std::int64_t out_max = out_size(), back = back_size();
-    // Blocks that change hands: states out to their workers (guests there), back afterwards.
-    std::vector<std::int64_t> guests, lent;  // positions k in sampled
-    for (std::int64_t k = 0; k < count; ++k) {
-      const int h = home(sampled[k]);
-      if (worker[k] == rank_ && h != rank_) guests.push_back(k);
-      if (h == rank_ && worker[k] != rank_) lent.push_back(k);
-    }
-    std::vector<double> guest_states(guests.size() * out_max), lent_states(lent.size() * out_max);
-    std::vector<MPI_Request> requests;
-    for (std::size_t j = 0; j < guests.size(); ++j) {
-      requests.emplace_back();
-      MPI_Irecv(guest_states.data() + j * out_max, int(out_max), MPI_DOUBLE,
-                home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
-    }
-    for (std::size_t j = 0; j < lent.size(); ++j) {
-      const int size = pack_out(blocks_[sampled[lent[j]] - owned_.begin], t,
-                                lent_states.data() + j * out_max);
-      requests.emplace_back();
-      MPI_Isend(lent_states.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
-                comm_, &requests.back());
-    }
     // Complete the moves before working: a state larger than MPI's eager limit (v1, or v2 with
     // a large d) goes by rendezvous, which only progresses while both ranks are inside MPI (a
     // lent state would otherwise arrive after its home rank's own block work).
