@@ -5,13 +5,15 @@
                  on Fashion-MNIST hyper-cleaning (50% corrupted labels), the final test
                  accuracy and the share of corrupted / clean samples with weight < 1/2.
   multiblock:    BSVRBv1/v2 on a8a (or w8a, --dataset) with m = 100 blocks, I = 10, B = 32 at
-                 1 and --ranks ranks: loop time of a fixed number of iterations, the speed-up,
+                 1 and --ranks ranks: loop time of a fixed number of iterations (runs at 1
+                 and --ranks ranks back to back, --repeat times, medians), the speed-up,
                  and whether x is identical; --profile adds each rank's time per phase
                  (-bsvrb_profile: sampling, block work, waiting for the busiest rank, the
                  exchange, the replicated update, the full evaluations).
 
 usage: bench.py [--bin build/drivers] [--part hypercleaning|multiblock|all] [--ranks 2]
                 [--iterations N] [--target 0.82] [--dataset a8a|w8a] [--profile]
+                [--methods bsvrb1,bsvrb2] [--repeat N]
                 [--libsvm /work/shared/data/libsvm]
 Needs /usr/bin/python3 with h5py and numpy. Writes results as JSON to --json (default
 bench-bilevel.json) and a table to stdout.
@@ -101,35 +103,44 @@ def bench_multiblock(args, out):
                         "-format", "libsvm", "-features", str(DATASETS[args.dataset]),
                         "-output", data], 1)
     results = {}
-    for method in ("bsvrb1", "bsvrb2"):
-        times, xs = {}, {}
-        for ranks in (1, args.ranks):
-            path = os.path.join(out, f"mb-{method}-{ranks}.h5")
-            before = load()
-            profile = []
-            run(args.bin_bilevel, ["-problem", "multiblock", "-data", data, "-method", method,
-                                   "-batch", "32", "-bsvrb_blocks", "10",
-                                   "-max_it", str(args.iterations), "-eval_every",
-                                   str(args.iterations), "-seed", "1", "-output", path]
-                + (["-bsvrb_profile"] if args.profile else []), ranks, stderr_lines=profile)
-            h, x = history(path)
-            # Loop time only (loading the data excluded): wall_time of the last row minus the
-            # first (the last row includes one full evaluation of the 100 blocks).
-            times[ranks] = float(h["wall_time"][-1] - h["wall_time"][0])
-            xs[ranks] = x
-            print(f"  {method} {args.dataset} at {ranks} rank(s): {times[ranks]:.2f} s "
-                  f"({before} before, {load()} after)", flush=True)
-            for line in sorted(l for l in profile if l.startswith("bsvrb profile")):
-                print("    " + line, flush=True)
+    for method in args.methods.split(","):
+        times, xs = {1: [], args.ranks: []}, {}
+        # 1 and --ranks ranks back to back, --repeat times; the median of each is reported.
+        for repetition in range(args.repeat):
+            for ranks in (1, args.ranks):
+                path = os.path.join(out, f"mb-{method}-{ranks}.h5")
+                before = load()
+                profile = []
+                run(args.bin_bilevel, ["-problem", "multiblock", "-data", data, "-method",
+                                       method, "-batch", "32", "-bsvrb_blocks", "10",
+                                       "-max_it", str(args.iterations), "-eval_every",
+                                       str(args.iterations), "-seed", "1", "-output", path]
+                    + (["-bsvrb_profile"] if args.profile else []), ranks,
+                    stderr_lines=profile)
+                h, x = history(path)
+                # Loop time only (loading the data excluded): wall_time of the last row minus
+                # the first (the last row includes one full evaluation of the 100 blocks).
+                seconds = float(h["wall_time"][-1] - h["wall_time"][0])
+                times[ranks].append(seconds)
+                if repetition == 0:
+                    xs[ranks] = x
+                elif not np.array_equal(x, xs[ranks]):
+                    sys.exit(f"{method}: x differs between repetitions at {ranks} ranks")
+                print(f"  {method} {args.dataset} at {ranks} rank(s): {seconds:.3f} s "
+                      f"({before} before, {load()} after)", flush=True)
+                for line in sorted(l for l in profile if l.startswith("bsvrb profile")):
+                    print("    " + line, flush=True)
+        one, many = float(np.median(times[1])), float(np.median(times[args.ranks]))
         results[method] = {
-            "dataset": args.dataset, "iterations": args.iterations,
-            "seconds_1": times[1], f"seconds_{args.ranks}": times[args.ranks],
-            "speedup": times[1] / times[args.ranks],
+            "dataset": args.dataset, "iterations": args.iterations, "repeat": args.repeat,
+            "seconds_1": one, f"seconds_{args.ranks}": many,
+            "all_seconds_1": times[1], f"all_seconds_{args.ranks}": times[args.ranks],
+            "speedup": one / many,
             "identical_x": bool(np.array_equal(xs[1], xs[args.ranks])),
         }
         r = results[method]
-        print(f"multiblock {method} ({args.dataset}, {args.iterations} it): 1 rank "
-              f"{times[1]:.2f} s, {args.ranks} ranks {times[args.ranks]:.2f} s, "
+        print(f"multiblock {method} ({args.dataset}, {args.iterations} it, median of "
+              f"{args.repeat}): 1 rank {one:.3f} s, {args.ranks} ranks {many:.3f} s, "
               f"SPEED-UP {r['speedup']:.2f}x (goal 1.8x at 2 ranks), "
               f"identical x: {r['identical_x']}", flush=True)
     return results
@@ -144,6 +155,10 @@ def main():
     parser.add_argument("--target", type=float, default=0.82)
     parser.add_argument("--dataset", default="a8a", choices=sorted(DATASETS))
     parser.add_argument("--libsvm", default="/work/shared/data/libsvm")
+    parser.add_argument("--methods", default="bsvrb1,bsvrb2",
+                        help="multiblock: comma-separated methods")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="multiblock: runs at 1 and --ranks ranks, back to back; medians")
     parser.add_argument("--profile", action="store_true",
                         help="multiblock: print each rank's seconds per phase")
     parser.add_argument("--json", default="bench-bilevel.json")

@@ -38,6 +38,9 @@ struct Sample {
 // every rank, so minibatches do not depend on the rank count. count >= population: full.
 Sample draw_sample(std::uint64_t seed, const std::string& purpose, std::uint64_t index,
                    std::int64_t population, std::int64_t count);
+// The same with the purpose's id (parasol::purpose_id) computed once by the caller.
+Sample draw_sample(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index,
+                   std::int64_t population, std::int64_t count);
 
 // ---------------------------------------------------------------------------------------
 // One lower level. Every evaluation is collective over comm(): values and gradients with
@@ -117,11 +120,26 @@ class BlockProblem {
   // Dense d2g_i/dy2 (bsvrb1); default: columns from lower_block_hvp.
   virtual Matrix lower_block_hessian(std::int64_t i, const Vector& x, const Vector& y,
                                      const Sample& sample = Sample::all()) const;
+  // False when coupling_rows does not depend on the upper sample (BSVRB then draws the
+  // upper samples only of the blocks it works on).
+  virtual bool coupling_rows_use_upper() const { return true; }
   // The entries of x where block i's grad_x of upper_block (at `upper`) and hxy_v of
   // lower_block_hvp (at `lower`) can be nonzero, sorted and unique; false (the default) when
-  // they may be anywhere. Lets BSVRB read O(B) entries per block instead of all of x.
+  // they may be anywhere. They must also be the only entries of x that block i's
+  // evaluations on these samples read: BSVRB then keeps x current only there (O(B) work and
+  // traffic per block instead of O(dim x)).
   virtual bool coupling_rows(std::int64_t i, const Sample& lower, const Sample& upper,
                              std::vector<std::int64_t>* rows) const;
+  // upper_block and lower_block_hvp with grad_x and hxy_v only on `rows` (the coupling rows
+  // of these samples, or all rows when coupling_rows says false), so that BSVRB's per-block
+  // work needs no vector of length dim x. Defaults: the full calls, then those rows.
+  virtual double upper_block_rows(std::int64_t i, const Vector& x, const Vector& y,
+                                  const std::vector<std::int64_t>& rows, Vector* grad_x_rows,
+                                  Vector* grad_y, const Sample& sample) const;
+  virtual void lower_block_hvp_rows(std::int64_t i, const Vector& x, const Vector& y,
+                                    const Vector& v, const std::vector<std::int64_t>& rows,
+                                    Vector* hyy_v, Vector* hxy_v_rows,
+                                    const Sample& sample) const;
   // Sums over blocks first, first + 1, ... (one y each) of the full-data upper and lower
   // objectives at x (local; the caller sums over ranks). Default: upper_block and
   // lower_block block by block; problems whose blocks share data can batch them.

@@ -9,9 +9,11 @@
 //   STORM z <- (1-beta)(z - G_old) + G_new,  x <- x - eta z
 //   v1: every block y_i <- y_i - tau s_i;  v2: sampled blocks only, lazily scaled by the
 //   iterations d_i since their last update: y_i <- y_i - tau d_i s_i, v_i <- P(v_i - tau_v d_i u_i).
-// Blocks are owned by ranks (Partition::block over m); the per-block G_i rows are summed
-// with one allreduce in which each row has one contributor, then added in block order, so
-// the iterates are bit-for-bit the same at any rank count.
+// Blocks are owned by ranks (Partition::block over m) and balanced per iteration; every
+// rank knows each sampled block's samples and coupling rows from the shared seed, so only
+// the G values travel (one Allgatherv) and are added in block order: the iterates are
+// bit-for-bit the same at any rank count. x and z are updated lazily on the touched rows
+// only (lazy_storm.hpp).
 #include <parasol/error.hpp>
 #include <parasol/partition.hpp>
 #include <parasol/random.hpp>
@@ -23,6 +25,7 @@
 #include <numeric>
 
 #include "common.hpp"
+#include "lazy_storm.hpp"
 
 namespace parasol::bilevel {
 namespace {
@@ -30,12 +33,30 @@ namespace {
 // Seconds per phase of step() on this rank (-bsvrb_profile). With profiling on, a reduction
 // before the exchange separates waiting for the busiest rank from the exchange itself and
 // sums the busiest rank's CPU seconds of block work per iteration (the critical path of the
-// block work on an idle host, estimated on a loaded one).
+// block work on an idle host, estimated on a loaded one), and likewise the CPU seconds of
+// everything else outside MPI calls (sampling, plans, the sums, the lazy update, the
+// reports): the two add up to the critical path of an iteration without its messages.
 struct PhaseTimes {
   double sample = 0, blocks = 0, wait = 0, exchange = 0, update = 0, report = 0;
   double blocks_cpu = 0;  // CPU seconds inside the per-block work (MPI waits excluded)
   double busiest_cpu = 0;  // sum over iterations of the largest blocks_cpu of any rank
+  double rest_cpu = 0;     // CPU seconds outside block work and MPI calls
+  double busiest_rest_cpu = 0;  // sum over iterations of the largest of those of any rank
+  double rest_this_step = 0;    // (reduced with the next iteration's block work)
   std::int64_t steps = 0, blocks_done = 0;
+};
+
+// Adds the CPU seconds of a scope (when on) to *total.
+class CpuTimer {
+ public:
+  CpuTimer(bool on, double* total) : total_(on ? total : nullptr), start_(on ? std::clock() : 0) {}
+  ~CpuTimer() {
+    if (total_) *total_ += double(std::clock() - start_) / CLOCKS_PER_SEC;
+  }
+
+ private:
+  double* total_;
+  std::clock_t start_;
 };
 
 class PhaseTimer {
@@ -75,8 +96,10 @@ class Bsvrb : public Solver {
                   " Hessian estimate per block; use -method bsvrb2 for a lower level this large");
     Vector y0;
     problem_->initial_point(&x_, &y0);
-    x_prev_ = x_;
-    z_ = g_new_ = g_old_ = Vector::Zero(x_.size());
+    storm_ = detail::LazyStorm(options_.bsvrb_beta, options_.bsvrb_lr_x);
+    storm_.reset(x_);
+    g_new_ = g_old_ = x_now_ = x_then_ = Vector::Zero(x_.size());
+    marked_.assign(std::size_t(x_.size()), 0);
     blocks_.resize(owned_.count());
     for (auto& b : blocks_) {
       b.y = b.y_prev = y0;
@@ -94,12 +117,16 @@ class Bsvrb : public Solver {
     int rank = 0;
     MPI_Comm_rank(comm_, &rank);
     const PhaseTimes& p = times_;
+    // (the last iteration's rest was not reduced: this rank's own)
+    const double busiest_rest = p.busiest_rest_cpu + p.rest_this_step;
     std::fprintf(stderr,
                  "bsvrb profile rank %d: %lld steps, %lld blocks; seconds: sample %.3f, blocks "
                  "%.3f (cpu %.3f, busiest rank's cpu %.3f), wait %.3f, exchange %.3f, update "
-                 "%.3f, report %.3f\n",
+                 "%.3f, report %.3f; cpu outside blocks and MPI %.3f (busiest rank's %.3f); "
+                 "critical path cpu %.3f\n",
                  rank, (long long)p.steps, (long long)p.blocks_done, p.sample, p.blocks,
-                 p.blocks_cpu, p.busiest_cpu, p.wait, p.exchange, p.update, p.report);
+                 p.blocks_cpu, p.busiest_cpu, p.wait, p.exchange, p.update, p.report,
+                 p.rest_cpu + p.rest_this_step, busiest_rest, p.busiest_cpu + busiest_rest);
   }
 
   std::string method() const override { return version_ == 1 ? "bsvrb1" : "bsvrb2"; }
@@ -109,7 +136,11 @@ class Bsvrb : public Solver {
     for (const auto& name : problem_->metric_names()) fields.push_back(name);
     return fields;
   }
-  const Vector& x() const override { return x_; }
+  const Vector& x() const override {
+    if (x_stale_) storm_.materialize(&x_);
+    x_stale_ = false;
+    return x_;
+  }
   Vector y() const override {
     Vector out(blocks_.size() * d_);
     for (std::size_t k = 0; k < blocks_.size(); ++k) out.segment(k * d_, d_) = blocks_[k].y;
@@ -122,30 +153,28 @@ class Bsvrb : public Solver {
     std::vector<std::int64_t> sampled;
     {
       PhaseTimer timer(profile, &times_.sample);
+      CpuTimer cpu(profile, &times_.rest_this_step);
       sampled = sample_blocks(t);
     }
     update_blocks(t, sampled);
     {
       PhaseTimer timer(profile, &times_.update);
-      // STORM and the upper step in one pass over x (every rank repeats it: keep it lean).
-      const double keep = t == 1 ? 0.0 : 1.0 - options_.bsvrb_beta, lr = options_.bsvrb_lr_x;
-      const std::int64_t n = x_.size();
-      double *z = z_.data(), *x = x_.data(), *x_prev = x_prev_.data();
-      const double *g_new = g_new_.data(), *g_old = g_old_.data();
-      for (std::int64_t r = 0; r < n; ++r) {
-        z[r] = t == 1 ? g_new[r] : keep * (z[r] - g_old[r]) + g_new[r];
-        x_prev[r] = x[r];
-        x[r] -= lr * z[r];
-      }
+      CpuTimer cpu(profile, &times_.rest_this_step);
+      // STORM and the upper step on the touched rows only (every rank repeats it).
+      storm_.step(t, touched_, g_new_, g_old_);
+      x_stale_ = true;
       clear_g();
       update_lower(t, sampled);
     }
     PhaseTimer timer(profile, &times_.report);
+    CpuTimer cpu(profile, &times_.rest_this_step);
     return report(t);
   }
 
   Vector hypergradient_at(const Vector& x, std::int64_t inner) override {
-    x_ = x_prev_ = x;
+    x_ = x;
+    x_stale_ = false;
+    storm_.reset(x);  // x frozen (z = 0 keeps it there)
     std::vector<std::int64_t> all(m_);
     std::iota(all.begin(), all.end(), 0);
     for (std::int64_t k = 1; k <= inner; ++k) {
@@ -160,9 +189,13 @@ class Bsvrb : public Solver {
   }
 
   void save_state(h5::File& file, const std::string& group) const override {
-    detail::save_vector(file, group + "/x", x_, false);
-    detail::save_vector(file, group + "/x_prev", x_prev_, false);
-    detail::save_vector(file, group + "/z", z_, false);
+    // x for readers; the lazy form (values at each row's stamp) for an exact restart.
+    detail::save_vector(file, group + "/x", x(), false);
+    detail::save_vector(file, group + "/storm_x", storm_.x_stored(), false);
+    detail::save_vector(file, group + "/storm_x_before", storm_.x_before_stored(), false);
+    detail::save_vector(file, group + "/storm_z", storm_.z_stored(), false);
+    detail::save_vector(file, group + "/storm_stamp", storm_.stamps(), false);
+    detail::save_scalars(file, group + "/storm_scalars", storm_.scalars());
     save_blocks(file, group + "/y", d_, [](const BlockState& b) { return b.y; });
     save_blocks(file, group + "/y_prev", d_, [](const BlockState& b) { return b.y_prev; });
     save_blocks(file, group + "/s", d_, [](const BlockState& b) { return b.s; });
@@ -177,9 +210,13 @@ class Bsvrb : public Solver {
     }
   }
   void load_state(const h5::File& file, const std::string& group) override {
-    x_ = detail::load_vector(file, group + "/x", x_.size(), false);
-    x_prev_ = detail::load_vector(file, group + "/x_prev", x_.size(), false);
-    z_ = detail::load_vector(file, group + "/z", x_.size(), false);
+    const std::int64_t n = storm_.size();
+    storm_.restore(detail::load_vector(file, group + "/storm_x", n, false),
+                   detail::load_vector(file, group + "/storm_x_before", n, false),
+                   detail::load_vector(file, group + "/storm_z", n, false),
+                   detail::load_vector(file, group + "/storm_stamp", n, false),
+                   detail::load_scalars(file, group + "/storm_scalars", 2));
+    x_stale_ = true;
     load_blocks(file, group + "/y", d_, [](BlockState& b, const Vector& v) { b.y = v; });
     load_blocks(file, group + "/y_prev", d_, [](BlockState& b, const Vector& v) { b.y_prev = v; });
     load_blocks(file, group + "/s", d_, [](BlockState& b, const Vector& v) { b.s = v; });
@@ -198,7 +235,7 @@ class Bsvrb : public Solver {
   }
 
   void write_solution(h5::File& file) const override {
-    detail::save_vector(file, "solution/x", x_, false);
+    detail::save_vector(file, "solution/x", x(), false);
     save_blocks(file, "solution/y", d_, [](const BlockState& b) { return b.y; });
   }
 
@@ -218,7 +255,9 @@ class Bsvrb : public Solver {
     return order;
   }
 
-  Sample block_sample(const char* purpose, std::int64_t t, std::int64_t i,
+  static constexpr std::uint64_t kLowerSample = purpose_id("bilevel.bsvrb.lower");
+  static constexpr std::uint64_t kUpperSample = purpose_id("bilevel.bsvrb.upper");
+  Sample block_sample(std::uint64_t purpose, std::int64_t t, std::int64_t i,
                       std::int64_t population) const {
     return draw_sample(options_.seed, purpose, std::uint64_t(t) * std::uint64_t(m_) + i,
                        population, options_.batch);
@@ -236,12 +275,14 @@ class Bsvrb : public Solver {
     return eig.eigenvectors() * (eig.eigenvectors().transpose() * r).cwiseQuotient(values);
   }
 
-  // Nonzero entries of the per-block G columns: (column, row of x, value). Column k is G_new
-  // of sampled[k], column count + k its G_old.
-  struct Entry {
-    double column, row, value;
+  // What every rank knows about a sampled block without communication (shared seed): its
+  // samples, the rows of x it reads and whose G entries it produces (all rows when the
+  // problem does not say), and where its values lie in the gathered buffer.
+  struct Plan {
+    Sample lower, upper;
+    std::vector<std::int64_t> rows;
+    std::int64_t offset = 0;
   };
-  static_assert(sizeof(Entry) == 3 * sizeof(double), "Entry travels as three MPI_DOUBLEs");
 
   // Who works on each sampled block this iteration. Normally its home rank (the owner of its
   // state); a rank with more sampled blocks than its share hands the excess, with the state,
@@ -283,121 +324,213 @@ class Bsvrb : public Solver {
     return collective_ ? rank_ : Partition::owner(m_, size_, block);
   }
 
-  // A block's whole state as one buffer (moved to the rank that works on it and back).
-  std::int64_t state_size() const { return 1 + 3 * d_ + (version_ == 1 ? d_ * d_ : 3 * d_); }
-  void pack(const BlockState& b, double* out) const {
+  // What travels when a block is worked on away from its home. Out: what its work reads,
+  // with y_prev (and v_prev) only when they differ from y (and v), i.e. v1 always (its y
+  // moves every iteration), v2 only for a block updated in the previous iteration. Back:
+  // what the work changes (last, s, and H or u). v2 on a8a (d = 124): 2 + 4d doubles out,
+  // under Open MPI's 4 KB shared-memory eager limit, and 1 + 2d back, instead of 1 + 6d
+  // each way.
+  std::int64_t out_size() const { return 2 + 3 * d_ + (version_ == 1 ? d_ * d_ : 3 * d_); }
+  std::int64_t back_size() const { return 1 + d_ + (version_ == 1 ? d_ * d_ : d_); }
+  static void put(const Eigen::Ref<const Matrix>& v, double** out) {
+    *out = std::copy(v.data(), v.data() + v.size(), *out);
+  }
+  template <class V>
+  static void get(V* v, std::int64_t rows, std::int64_t cols, const double** in) {
+    v->resize(rows, cols);
+    std::copy(*in, *in + rows * cols, v->data());
+    *in += rows * cols;
+  }
+  // Returns the number of doubles written.
+  int pack_out(const BlockState& b, std::int64_t t, double* out) const {
+    double* start = out;
+    const bool with_prev = version_ == 1 || b.last == t - 1;
     *out++ = double(b.last);
-    auto put = [&out](const auto& v) { out = std::copy(v.data(), v.data() + v.size(), out); };
-    put(b.y), put(b.y_prev), put(b.s);
+    *out++ = with_prev ? 1.0 : 0.0;
+    put(b.y, &out), put(b.s, &out);
     if (version_ == 1) {
-      put(b.H);
+      put(b.H, &out);
+      put(b.y_prev, &out);
     } else {
-      put(b.v), put(b.v_prev), put(b.u);
+      put(b.v, &out), put(b.u, &out);
+      if (with_prev) put(b.y_prev, &out), put(b.v_prev, &out);
+    }
+    return int(out - start);
+  }
+  void unpack_out(const double* in, BlockState* b) const {
+    b->last = std::int64_t(*in++);
+    const bool with_prev = *in++ != 0.0;
+    get(&b->y, d_, 1, &in), get(&b->s, d_, 1, &in);
+    if (version_ == 1) {
+      get(&b->H, d_, d_, &in);
+      get(&b->y_prev, d_, 1, &in);
+    } else {
+      get(&b->v, d_, 1, &in), get(&b->u, d_, 1, &in);
+      if (with_prev) {
+        get(&b->y_prev, d_, 1, &in), get(&b->v_prev, d_, 1, &in);
+      } else {
+        b->y_prev = b->y;
+        b->v_prev = b->v;
+      }
     }
   }
-  void unpack(const double* in, BlockState* b) const {
-    b->last = std::int64_t(*in++);
-    auto get = [&in](auto& v, std::int64_t rows, std::int64_t cols) {
-      v.resize(rows, cols);
-      std::copy(in, in + rows * cols, v.data());
-      in += rows * cols;
-    };
-    get(b->y, d_, 1), get(b->y_prev, d_, 1), get(b->s, d_, 1);
+  void pack_back(const BlockState& b, double* out) const {
+    *out++ = double(b.last);
+    put(b.s, &out);
     if (version_ == 1) {
-      get(b->H, d_, d_);
+      put(b.H, &out);
     } else {
-      get(b->v, d_, 1), get(b->v_prev, d_, 1), get(b->u, d_, 1);
+      put(b.u, &out);
+    }
+  }
+  void unpack_back(const double* in, BlockState* b) const {
+    b->last = std::int64_t(*in++);
+    get(&b->s, d_, 1, &in);
+    if (version_ == 1) {
+      get(&b->H, d_, d_, &in);
+    } else {
+      get(&b->u, d_, 1, &in);
     }
   }
 
   // MSVR updates of the sampled blocks and the averaged G at the new and old points (into
-  // g_new_ and g_old_, whose nonzeros are at touched_).
+  // g_new_ and g_old_, nonzero only at touched_).
   void update_blocks(std::int64_t t, const std::vector<std::int64_t>& sampled,
                      bool full_data = false) {
     const std::int64_t count = std::int64_t(sampled.size());
     const bool profile = options_.bsvrb_profile && !full_data;
     double blocks_start = profile ? MPI_Wtime() : 0;
+    std::clock_t plan_start = profile ? std::clock() : 0;
     double work_cpu = 0;  // CPU seconds inside work_block (MPI waits excluded)
     const std::vector<int> worker = assign_workers(sampled);
-    const std::int64_t state = state_size();
+    const std::int64_t out_max = out_size(), back = back_size();
     // Blocks that change hands: states out to their workers (guests there), back afterwards.
+    // (posted first, so that they travel while every rank makes the plans below)
     std::vector<std::int64_t> guests, lent;  // positions k in sampled
     for (std::int64_t k = 0; k < count; ++k) {
       const int h = home(sampled[k]);
       if (worker[k] == rank_ && h != rank_) guests.push_back(k);
       if (h == rank_ && worker[k] != rank_) lent.push_back(k);
     }
-    std::vector<double> guest_states(guests.size() * state), lent_states(lent.size() * state);
+    std::vector<double> guest_states(guests.size() * out_max), lent_states(lent.size() * out_max);
     std::vector<MPI_Request> requests;
     for (std::size_t j = 0; j < guests.size(); ++j) {
       requests.emplace_back();
-      MPI_Irecv(guest_states.data() + j * state, int(state), MPI_DOUBLE,
+      MPI_Irecv(guest_states.data() + j * out_max, int(out_max), MPI_DOUBLE,
                 home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
     }
     for (std::size_t j = 0; j < lent.size(); ++j) {
-      pack(blocks_[sampled[lent[j]] - owned_.begin], lent_states.data() + j * state);
+      const int size = pack_out(blocks_[sampled[lent[j]] - owned_.begin], t,
+                                lent_states.data() + j * out_max);
       requests.emplace_back();
-      MPI_Isend(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
-                kStateOut, comm_, &requests.back());
+      MPI_Isend(lent_states.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
+                comm_, &requests.back());
     }
-    // Complete the moves before working: the states are larger than MPI's eager limit, and a
-    // rendezvous transfer only progresses while both ranks are inside MPI (a lent state would
-    // otherwise arrive after its home rank's own block work, which defeats the balancing).
+    // Every rank knows every sampled block's samples and coupling rows (shared seed), so the
+    // layout of the gathered values is known everywhere and only values travel: rank by
+    // rank, block by block, 2 |rows| values each (G_new, then G_old, on the rows).
+    const bool gather = !collective_ && size_ > 1;
+    std::vector<Plan> plans(static_cast<std::size_t>(count));
+    std::vector<int> counts(gather ? size_ : 1, 0), displs(counts.size(), 0);
+    for (std::int64_t k = 0; k < count; ++k) {
+      Plan& plan = plans[std::size_t(k)];
+      const std::int64_t i = sampled[std::size_t(k)];
+      if (!full_data) {
+        plan.lower = block_sample(kLowerSample, t, i, problem_->lower_samples());
+        // (another rank's block: its upper sample only if its coupling rows need it)
+        if (worker[std::size_t(k)] == rank_ || problem_->coupling_rows_use_upper())
+          plan.upper = block_sample(kUpperSample, t, i, problem_->upper_samples());
+      }
+      if (!problem_->coupling_rows(i, plan.lower, plan.upper, &plan.rows)) {
+        plan.rows.resize(std::size_t(x_now_.size()));
+        std::iota(plan.rows.begin(), plan.rows.end(), 0);
+      }
+      counts[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size());
+    }
+    for (std::size_t r = 1; r < counts.size(); ++r) displs[r] = displs[r - 1] + counts[r - 1];
+    {
+      std::vector<int> next(displs);
+      for (std::int64_t k = 0; k < count; ++k) {
+        Plan& plan = plans[std::size_t(k)];
+        plan.offset = next[gather ? worker[std::size_t(k)] : 0];
+        next[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size());
+      }
+    }
+    std::vector<double> values(std::size_t(displs.back() + counts.back()));
+    // x after iterations t-1 and t-2 on the rows this rank's blocks read.
+    storm_.prepare(t);
+    for (std::int64_t k = 0; k < count; ++k) {
+      if (worker[std::size_t(k)] != rank_) continue;
+      for (std::int64_t r : plans[std::size_t(k)].rows) {
+        x_now_[r] = storm_.x_at(r, t - 1);
+        x_then_[r] = storm_.x_at(r, t - 2);
+      }
+    }
+    if (profile) times_.rest_this_step += double(std::clock() - plan_start) / CLOCKS_PER_SEC;
+    // Complete the moves before working: a state larger than MPI's eager limit (v1, or v2 with
+    // a large d) goes by rendezvous, which only progresses while both ranks are inside MPI (a
+    // lent state would otherwise arrive after its home rank's own block work).
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
     requests.clear();
     for (std::size_t j = 0; j < lent.size(); ++j) {
       requests.emplace_back();
-      MPI_Irecv(lent_states.data() + j * state, int(state), MPI_DOUBLE, worker[lent[j]],
+      MPI_Irecv(lent_states.data() + j * back, int(back), MPI_DOUBLE, worker[lent[j]],
                 kStateBack, comm_, &requests.back());
     }
-    std::vector<Entry> mine;
     std::vector<BlockState> guest_blocks(guests.size());
     for (std::size_t j = 0; j < guests.size(); ++j) {
-      unpack(guest_states.data() + j * state, &guest_blocks[j]);
-      work_block(t, guests[j], count, sampled[guests[j]], &guest_blocks[j], full_data, &mine,
+      unpack_out(guest_states.data() + j * out_max, &guest_blocks[j]);
+      const std::int64_t k = guests[j];
+      work_block(t, sampled[k], plans[k], &guest_blocks[j], values.data() + plans[k].offset,
                  profile ? &work_cpu : nullptr);
-      pack(guest_blocks[j], guest_states.data() + j * state);
+      pack_back(guest_blocks[j], guest_states.data() + j * out_max);
       requests.emplace_back();
-      MPI_Isend(guest_states.data() + j * state, int(state), MPI_DOUBLE,
+      MPI_Isend(guest_states.data() + j * out_max, int(back), MPI_DOUBLE,
                 home(sampled[guests[j]]), kStateBack, comm_, &requests.back());
     }
     for (std::int64_t k = 0; k < count; ++k)
       if (worker[k] == rank_ && home(sampled[k]) == rank_)
-        work_block(t, k, count, sampled[k], &blocks_[sampled[k] - owned_.begin], full_data, &mine,
-                   profile ? &work_cpu : nullptr);
+        work_block(t, sampled[k], plans[k], &blocks_[sampled[k] - owned_.begin],
+                   values.data() + plans[k].offset, profile ? &work_cpu : nullptr);
     if (profile) {
       times_.blocks_done += std::int64_t(guests.size());
       for (std::int64_t k = 0; k < count; ++k)
         times_.blocks_done += worker[k] == rank_ && home(sampled[k]) == rank_;
       times_.blocks += MPI_Wtime() - blocks_start;
-      double cpu = work_cpu;
-      times_.blocks_cpu += cpu;
+      // this iteration's block work, the previous iteration's rest (and this one's so far)
+      double cpu[2] = {work_cpu, times_.rest_this_step};
+      times_.blocks_cpu += work_cpu;
+      times_.rest_cpu += times_.rest_this_step;
+      times_.rest_this_step = 0;
       PhaseTimer timer(true, &times_.wait);
-      MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_MAX, comm_);
-      times_.busiest_cpu += cpu;
+      MPI_Allreduce(MPI_IN_PLACE, cpu, 2, MPI_DOUBLE, MPI_MAX, comm_);
+      times_.busiest_cpu += cpu[0];
+      times_.busiest_rest_cpu += cpu[1];
     }
     PhaseTimer timer(profile, &times_.exchange);
-    // Each column has one worker (or, for collective blocks, is already global everywhere).
-    std::vector<Entry> all = collective_ ? std::move(mine) : gather_entries(mine);
+    // Each block has one worker (collective blocks: already everywhere); values are copied.
+    if (gather)
+      MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, values.data(), counts.data(),
+                     displs.data(), MPI_DOUBLE, comm_);
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
     for (std::size_t j = 0; j < lent.size(); ++j)
-      unpack(lent_states.data() + j * state, &blocks_[sampled[lent[j]] - owned_.begin]);
-    // Sum the columns in block order, whoever computed them: the same sums at any rank count.
-    std::vector<std::int64_t> start(2 * count + 1, 0);
-    for (const Entry& e : all) ++start[std::int64_t(e.column) + 1];
-    std::partial_sum(start.begin(), start.end(), start.begin());
-    std::vector<Entry> by_column(all.size());
-    std::vector<std::int64_t> next(start.begin(), start.end() - 1);
-    for (const Entry& e : all) by_column[next[std::int64_t(e.column)]++] = e;
-    for (std::int64_t c = 0; c < 2 * count; ++c) {
-      Vector& G = c < count ? g_new_ : g_old_;
-      for (std::int64_t e = start[c]; e < start[c + 1]; ++e)
-        G[Eigen::Index(by_column[e].row)] += by_column[e].value;
+      unpack_back(lent_states.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
+    // Sum the blocks in block order, whoever computed them: the same sums at any rank count.
+    CpuTimer sum_cpu(profile, &times_.rest_this_step);
+    for (const Plan& plan : plans) {
+      const double* g_new = values.data() + plan.offset;
+      const double* g_old = g_new + plan.rows.size();
+      for (std::size_t j = 0; j < plan.rows.size(); ++j) {
+        const std::int64_t r = plan.rows[j];
+        g_new_[r] += g_new[j];
+        g_old_[r] += g_old[j];
+        if (!marked_[std::size_t(r)]) {
+          marked_[std::size_t(r)] = 1;
+          touched_.push_back(Eigen::Index(r));
+        }
+      }
     }
     const double scale = double(std::max<std::int64_t>(count, 1));
-    for (const Entry& e : all) touched_.push_back(Eigen::Index(e.row));
-    std::sort(touched_.begin(), touched_.end());
-    touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
     for (Eigen::Index r : touched_) {
       g_new_[r] /= scale;
       g_old_[r] /= scale;
@@ -406,15 +539,17 @@ class Bsvrb : public Solver {
 
   // Back to all zeros (only the touched entries can be nonzero).
   void clear_g() {
-    for (Eigen::Index r : touched_) g_new_[r] = g_old_[r] = 0.0;
+    for (Eigen::Index r : touched_) {
+      g_new_[r] = g_old_[r] = 0.0;
+      marked_[std::size_t(r)] = 0;
+    }
     touched_.clear();
   }
 
-  // The MSVR updates of block i (sampled[k]) with state b; appends the nonzeros of its G_new
-  // and G_old (columns k and count + k) to `out`.
-  void work_block(std::int64_t t, std::int64_t k, std::int64_t count, std::int64_t i,
-                  BlockState* state, bool full_data, std::vector<Entry>* out,
-                  double* cpu_seconds = nullptr) {
+  // The MSVR updates of block i with state b on the samples of `plan`; writes its G_new and
+  // G_old on plan.rows to out[0, |rows|) and out[|rows|, 2 |rows|).
+  void work_block(std::int64_t t, std::int64_t i, const Plan& plan, BlockState* state,
+                  double* out, double* cpu_seconds = nullptr) {
     const std::clock_t cpu_start = cpu_seconds ? std::clock() : 0;
     struct AddCpu {
       double* total;
@@ -424,29 +559,36 @@ class Bsvrb : public Solver {
       }
     } add_cpu{cpu_seconds, cpu_start};
     BlockState& b = *state;
+    if (version_ == 2 && b.last != t - 1) {
+      // not updated in iteration t-1: its values then are its values now
+      b.y_prev = b.y;
+      b.v_prev = b.v;
+    }
     const double a = options_.bsvrb_alpha, g = options_.bsvrb_gamma;
-    Sample lower = full_data ? Sample::all()
-                             : block_sample("bilevel.bsvrb.lower", t, i, problem_->lower_samples());
-    Sample upper = full_data ? Sample::all()
-                             : block_sample("bilevel.bsvrb.upper", t, i, problem_->upper_samples());
+    const Sample& lower = plan.lower;
+    const Sample& upper = plan.upper;
+    const Vector& x = x_now_;        // x after t-1, on the rows this block reads
+    const Vector& x_prev = x_then_;  // x after t-2
     const bool first = b.last == 0;  // never sampled: start the estimators here
     Vector gy_new, gy_old;
-    problem_->lower_block(i, x_, b.y, nullptr, &gy_new, lower);
+    problem_->lower_block(i, x, b.y, nullptr, &gy_new, lower);
     if (first || b.s.size() == 0) {
       b.s = gy_new;
     } else {
-      problem_->lower_block(i, x_prev_, b.y_prev, nullptr, &gy_old, lower);
+      problem_->lower_block(i, x_prev, b.y_prev, nullptr, &gy_old, lower);
       b.s = (1 - a) * b.s + (a + g) * gy_new - g * gy_old;
     }
     Vector fx_new, fy_new, fx_old, fy_old, hxy, hxy_old;
-    problem_->upper_block(i, x_, b.y, &fx_new, &fy_new, upper);
-    problem_->upper_block(i, x_prev_, b.y_prev, &fx_old, &fy_old, upper);
+    // (grad_x and hxy only on the coupling rows: no vector of length dim x per block)
+    const std::vector<std::int64_t>& rows = plan.rows;
+    problem_->upper_block_rows(i, x, b.y, rows, &fx_new, &fy_new, upper);
+    problem_->upper_block_rows(i, x_prev, b.y_prev, rows, &fx_old, &fy_old, upper);
     if (version_ == 1) {
       // G_old with the old Hessian estimate, at the old point. Except at a block's first
       // sampling, b.H is the estimate solve_hessian made positive definite (eigenvalues about
       // hmin or more) when the block was last sampled, so a Cholesky solve suffices: one
       // eigendecomposition per block saved, and a more even cost per block.
-      Matrix hess_new = problem_->lower_block_hessian(i, x_, b.y, lower);
+      Matrix hess_new = problem_->lower_block_hessian(i, x, b.y, lower);
       if (first) b.H = hess_new;
       Vector solved_old;
       Eigen::LLT<Matrix> chol;
@@ -457,62 +599,37 @@ class Bsvrb : public Solver {
         Matrix H_old = b.H;
         solved_old = solve_hessian(&H_old, fy_old);
       }
-      problem_->lower_block_hvp(i, x_prev_, b.y_prev, solved_old, nullptr, &hxy_old, lower);
+      problem_->lower_block_hvp_rows(i, x_prev, b.y_prev, solved_old, rows, nullptr, &hxy_old,
+                                     lower);
       if (!first) {
-        Matrix hess_old = problem_->lower_block_hessian(i, x_prev_, b.y_prev, lower);
+        Matrix hess_old = problem_->lower_block_hessian(i, x_prev, b.y_prev, lower);
         b.H = (1 - a) * b.H + (a + g) * hess_new - g * hess_old;
       }
       b.H = 0.5 * (b.H + b.H.transpose());
-      problem_->lower_block_hvp(i, x_, b.y, solve_hessian(&b.H, fy_new), nullptr, &hxy, lower);
+      problem_->lower_block_hvp_rows(i, x, b.y, solve_hessian(&b.H, fy_new), rows, nullptr, &hxy,
+                                     lower);
     } else {
       Vector hyy_new, hyy_old;
-      problem_->lower_block_hvp(i, x_, b.y, b.v, &hyy_new, &hxy, lower);
-      problem_->lower_block_hvp(i, x_prev_, b.y_prev, b.v_prev, &hyy_old, &hxy_old, lower);
+      problem_->lower_block_hvp_rows(i, x, b.y, b.v, rows, &hyy_new, &hxy, lower);
+      problem_->lower_block_hvp_rows(i, x_prev, b.y_prev, b.v_prev, rows, &hyy_old, &hxy_old,
+                                     lower);
       Vector gamma_new = hyy_new - fy_new, gamma_old = hyy_old - fy_old;
       b.u = first ? gamma_new : Vector((1 - a) * b.u + (a + g) * gamma_new - g * gamma_old);
     }
     if (b.last == 0) b.last = -1;  // sampled once: MSVR corrections apply from now on
-    const bool sparse = problem_->coupling_rows(i, lower, upper, &coupling_);
-    auto append = [&](double column, const Vector& fx, const Vector& h) {
-      auto add = [&](Eigen::Index r) {
-        const double value = fx[r] - h[r];
-        if (value != 0.0) out->push_back({column, double(r), value});
-      };
-      if (sparse) {
-        for (std::int64_t r : coupling_) add(Eigen::Index(r));
-      } else {
-        for (Eigen::Index r = 0; r < fx.size(); ++r) add(r);
-      }
-    };
-    append(double(k), fx_new, hxy);
-    append(double(count + k), fx_old, hxy_old);
-  }
-
-  // Every rank gets the entries the other ranks computed (one Allgatherv; values are copied,
-  // not summed).
-  std::vector<Entry> gather_entries(const std::vector<Entry>& mine) const {
-    int count = int(mine.size() * 3);
-    std::vector<int> counts(size_), displs(size_);
-    MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
-    int total = 0;
-    for (int r = 0; r < size_; ++r) {
-      displs[r] = total;
-      total += counts[r];
+    const Eigen::Index n = Eigen::Index(rows.size());
+    for (Eigen::Index j = 0; j < n; ++j) {
+      out[j] = fx_new[j] - hxy[j];
+      out[n + j] = fx_old[j] - hxy_old[j];
     }
-    std::vector<Entry> all(std::max(total / 3, 1));
-    MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(),
-                   MPI_DOUBLE, comm_);
-    all.resize(total / 3);
-    return all;
   }
 
   void update_lower(std::int64_t t, const std::vector<std::int64_t>& sampled) {
-    for (auto& b : blocks_) {
-      b.y_prev = b.y;
-      if (version_ == 2) b.v_prev = b.v;
-    }
     if (version_ == 1) {
-      for (auto& b : blocks_) b.y -= tau_ * b.s;
+      for (auto& b : blocks_) {
+        b.y_prev = b.y;
+        b.y -= tau_ * b.s;
+      }
       for (std::int64_t i : sampled)
         if (i >= owned_.begin && i < owned_.end) blocks_[i - owned_.begin].last = t;
       return;
@@ -520,6 +637,10 @@ class Bsvrb : public Solver {
     for (std::int64_t i : sampled) {
       if (i < owned_.begin || i >= owned_.end) continue;
       BlockState& b = blocks_[i - owned_.begin];
+      // (v2: y_prev, v_prev are only kept for the blocks updated last; work_block refreshes
+      // the others, so no O(m d) copy per iteration)
+      b.y_prev = b.y;
+      b.v_prev = b.v;
       double lag = b.last > 0 ? double(t - b.last) : double(t);
       b.y -= tau_ * lag * b.s;
       b.v -= options_.bsvrb_tau_v * lag * b.u;
@@ -530,7 +651,14 @@ class Bsvrb : public Solver {
   }
 
   StepReport report(std::int64_t t) {
-    if (t == 1 || options_.eval_every <= 1 || t % options_.eval_every == 0) {
+    const bool scheduled = t == 1 || options_.eval_every <= 1 || t % options_.eval_every == 0;
+    // (also the first report after a restart: no evaluation to repeat yet)
+    const bool evaluate = scheduled || last_.fields.empty();
+    if (evaluate) {
+      // the running ||z|| made exact again (O(n), like the evaluation), on the schedule only
+      // (so that a restarted run reports the same values as an uninterrupted one)
+      if (scheduled) storm_.resync_norm();
+      x();                   // materialized
       double upper = 0.0, lower = 0.0;
       std::vector<Vector> ys;
       for (const BlockState& b : blocks_) ys.push_back(b.y);
@@ -547,9 +675,9 @@ class Bsvrb : public Solver {
       for (double value : problem_->metrics(x_, ys)) last_.fields.push_back(value);
     }
     StepReport report = last_;
-    report.fields[1] = z_.norm();
-    if (have_solution_) report.fields[2] = (x_ - x_star_).norm() / x_star_.norm();
-    if (!x_.allFinite() || !std::isfinite(report.objective)) {
+    report.fields[1] = storm_.z_norm();
+    if (have_solution_) report.fields[2] = (x() - x_star_).norm() / x_star_.norm();
+    if (!storm_.finite() || (evaluate && !x_.allFinite()) || !std::isfinite(report.objective)) {
       report.status = Status::Diverged;
       report.message = "the iterates became non-finite (step sizes too large?)";
     } else if (options_.tol > 0 && report.fields[1] < options_.tol &&
@@ -595,15 +723,18 @@ class Bsvrb : public Solver {
   bool collective_ = false;
   Partition owned_;
   double tau_ = 1.0;
-  Vector x_, x_prev_, z_;
+  mutable Vector x_;             // x after the last iteration (materialized on demand)
+  mutable bool x_stale_ = false;
+  detail::LazyStorm storm_;      // x and the STORM estimate z, lazily per row
+  Vector x_now_, x_then_;        // x after t-1 and t-2 on the rows this rank's blocks read
   std::vector<BlockState> blocks_;
   bool have_solution_ = false;
   Vector x_star_;
   StepReport last_;
   PhaseTimes times_;
-  std::vector<std::int64_t> coupling_;
   Vector g_new_, g_old_;               // the averaged G at the new and old points
-  std::vector<Eigen::Index> touched_;  // where g_new_, g_old_ may be nonzero  // work_block's coupling rows (kept: no reallocation)
+  std::vector<Eigen::Index> touched_;  // where g_new_, g_old_ may be nonzero (unique)
+  std::vector<char> marked_;           // marked_[r]: r is in touched_
 };
 
 }  // namespace

@@ -12,6 +12,10 @@ namespace parasol::bilevel {
 
 Sample draw_sample(std::uint64_t seed, const std::string& purpose, std::uint64_t index,
                    std::int64_t population, std::int64_t count) {
+  return draw_sample(seed, purpose_id(purpose), index, population, count);
+}
+Sample draw_sample(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index,
+                   std::int64_t population, std::int64_t count) {
   Sample sample;
   if (count <= 0 || count >= population) return sample;
   sample.full = false;
@@ -68,6 +72,30 @@ void BlockProblem::sum_objectives(const Vector& x, std::int64_t first,
     *upper += upper_block(first + std::int64_t(k), x, ys[k], nullptr, nullptr);
     *lower += lower_block(first + std::int64_t(k), x, ys[k], nullptr, nullptr);
   }
+}
+namespace {
+Vector pick(const Vector& full, const std::vector<std::int64_t>& rows) {
+  Vector out(Eigen::Index(rows.size()));
+  for (std::size_t j = 0; j < rows.size(); ++j) out[Eigen::Index(j)] = full[Eigen::Index(rows[j])];
+  return out;
+}
+}  // namespace
+double BlockProblem::upper_block_rows(std::int64_t i, const Vector& x, const Vector& y,
+                                      const std::vector<std::int64_t>& rows,
+                                      Vector* grad_x_rows, Vector* grad_y,
+                                      const Sample& sample) const {
+  Vector grad_x;
+  const double value = upper_block(i, x, y, grad_x_rows ? &grad_x : nullptr, grad_y, sample);
+  if (grad_x_rows) *grad_x_rows = pick(grad_x, rows);
+  return value;
+}
+void BlockProblem::lower_block_hvp_rows(std::int64_t i, const Vector& x, const Vector& y,
+                                        const Vector& v, const std::vector<std::int64_t>& rows,
+                                        Vector* hyy_v, Vector* hxy_v_rows,
+                                        const Sample& sample) const {
+  Vector hxy_v;
+  lower_block_hvp(i, x, y, v, hyy_v, hxy_v_rows ? &hxy_v : nullptr, sample);
+  if (hxy_v_rows) *hxy_v_rows = pick(hxy_v, rows);
 }
 bool BlockProblem::coupling_rows(std::int64_t, const Sample&, const Sample&,
                                  std::vector<std::int64_t>*) const {

@@ -151,6 +151,45 @@ class BilevelDriver(unittest.TestCase):
             np.testing.assert_array_equal(a["solution/x"][...], b["solution/x"][...])
             np.testing.assert_array_equal(a["solution/y"][...], b["solution/y"][...])
 
+    def test_multiblock_bsvrb2_any_rank_count_and_restart(self):
+        # A small multiblock task (7 blocks, 3 sampled per iteration, minibatches of 8 of 160
+        # training rows): the same x at 1, 2 and 3 ranks, and a run checkpointed at 3 ranks
+        # and restarted at 2 ends where the uninterrupted run ends (x, y, stationarity): the
+        # lazily updated x/z and the block states survive a change of rank count.
+        rng = np.random.default_rng(4)
+        X = rng.standard_normal((200, 6))
+        y = np.where(X @ rng.standard_normal(6) + 0.5 * rng.standard_normal(200) > 0, 1.0, -1.0)
+        data = os.path.join(self.dir, "mb.h5")
+        with h5py.File(data, "w") as f:
+            f["X"] = X
+            f["y"] = y
+        common = ["-problem", "multiblock", "-data", data, "-method", "bsvrb2", "-blocks", "7",
+                  "-bsvrb_blocks", "3", "-batch", "8", "-bsvrb_lr_x", "0.5", "-lambda", "0.01",
+                  "-seed", "5", "-eval_every", "10"]
+        results = {}
+        for ranks in (1, 2, 3):
+            out = os.path.join(self.dir, f"mb{ranks}.h5")
+            p = run(common + ["-max_it", "40", "-output", out], ranks=ranks)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with h5py.File(out, "r") as f:
+                results[ranks] = (f["solution/x"][...], f["solution/y"][...],
+                                  f["history/stationarity"][...])
+        self.assertGreater(np.abs(results[1][0]).max(), 0.0)
+        for ranks in (2, 3):
+            for a, b in zip(results[1], results[ranks]):
+                np.testing.assert_array_equal(a, b)
+        ckpt = os.path.join(self.dir, "mb-state.h5")
+        p = run(common + ["-max_it", "20", "-checkpoint", ckpt, "-checkpoint_every", "20",
+                          "-output", os.path.join(self.dir, "mb-first.h5")], ranks=3)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        second = os.path.join(self.dir, "mb-second.h5")
+        p = run(common + ["-max_it", "40", "-restart", ckpt, "-output", second], ranks=2)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with h5py.File(second, "r") as f:
+            np.testing.assert_array_equal(f["solution/x"][...], results[1][0])
+            np.testing.assert_array_equal(f["solution/y"][...], results[1][1])
+            np.testing.assert_array_equal(f["history/stationarity"][20:], results[1][2][20:])
+
     def test_toy_lvhba_run_file(self):
         out = os.path.join(self.dir, "toy.h5")
         p = run(["-problem", "toy", "-method", "lvhba", "-max_it", "50", "-output", out], ranks=2)
