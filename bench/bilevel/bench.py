@@ -9,11 +9,13 @@
                  and --ranks ranks back to back, --repeat times, medians), the speed-up,
                  and whether x is identical; --profile adds each rank's time per phase
                  (-bsvrb_profile: sampling, block work, waiting for the busiest rank, the
-                 exchange, the replicated update, the full evaluations).
+                 exchange, the replicated update, the full evaluations); --contention
+                 runs --ranks independent 1-rank copies at once: their slowdown against one
+                 copy alone (no communication involved) bounds the speed-up the host allows.
 
 usage: bench.py [--bin build/drivers] [--part hypercleaning|multiblock|all] [--ranks 2]
                 [--iterations N] [--target 0.82] [--dataset a8a|w8a] [--profile]
-                [--methods bsvrb1,bsvrb2] [--repeat N]
+                [--methods bsvrb1,bsvrb2] [--repeat N] [--contention]
                 [--libsvm /work/shared/data/libsvm]
 Needs /usr/bin/python3 with h5py and numpy. Writes results as JSON to --json (default
 bench-bilevel.json) and a table to stdout.
@@ -96,6 +98,44 @@ def bench_hypercleaning(args, out):
 DATASETS = {"a8a": 123, "w8a": 300}
 
 
+def multiblock_args(args, data, method, path):
+    return ["-problem", "multiblock", "-data", data, "-method", method, "-batch", "32",
+            "-bsvrb_blocks", "10", "-max_it", str(args.iterations), "-eval_every",
+            str(args.iterations), "-seed", "1", "-output", path]
+
+
+def loop_seconds(h):
+    # Loop time only (loading the data excluded): wall_time of the last row minus the first
+    # (the last row includes one full evaluation of the 100 blocks).
+    return float(h["wall_time"][-1] - h["wall_time"][0])
+
+
+def contention(args, data, method, alone):
+    """--ranks independent 1-rank runs at the same time: how much one rank slows down when
+    the other cores do the same work (memory bandwidth, shared cache, the host's scheduling).
+    No communication is involved, so --ranks / slowdown bounds the --ranks-rank speed-up."""
+    concurrent = []
+    mpiexec = os.environ.get("MPIEXEC", "mpiexec")
+    for repetition in range(args.repeat):
+        paths = [os.path.join(os.path.dirname(data), f"mb-{method}-copy{i}.h5")
+                 for i in range(args.ranks)]
+        jobs = [subprocess.Popen([mpiexec, "-n", "1", args.bin_bilevel]
+                                 + multiblock_args(args, data, method, path),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                for path in paths]
+        for job in jobs:
+            if job.wait() != 0:
+                sys.exit(f"{method}: concurrent 1-rank run failed\n{job.stderr.read()}")
+        concurrent += [loop_seconds(history(path)[0]) for path in paths]
+    slowdown = float(np.median(concurrent)) / alone
+    print(f"multiblock {method} ({args.dataset}) CONTENTION: {args.ranks} independent 1-rank "
+          f"runs at once take {slowdown:.2f}x one run alone (median of {len(concurrent)}): "
+          f"without any communication the {args.ranks}-rank speed-up is at most "
+          f"{args.ranks / slowdown:.2f}x on this host", flush=True)
+    return {"concurrent_seconds": concurrent, "slowdown": slowdown,
+            "speedup_bound": args.ranks / slowdown}
+
+
 def bench_multiblock(args, out):
     data = os.path.join(out, f"{args.dataset}.h5")
     run(args.bin_data, ["convert", "-input",
@@ -111,16 +151,11 @@ def bench_multiblock(args, out):
                 path = os.path.join(out, f"mb-{method}-{ranks}.h5")
                 before = load()
                 profile = []
-                run(args.bin_bilevel, ["-problem", "multiblock", "-data", data, "-method",
-                                       method, "-batch", "32", "-bsvrb_blocks", "10",
-                                       "-max_it", str(args.iterations), "-eval_every",
-                                       str(args.iterations), "-seed", "1", "-output", path]
+                run(args.bin_bilevel, multiblock_args(args, data, method, path)
                     + (["-bsvrb_profile"] if args.profile else []), ranks,
                     stderr_lines=profile)
                 h, x = history(path)
-                # Loop time only (loading the data excluded): wall_time of the last row minus
-                # the first (the last row includes one full evaluation of the 100 blocks).
-                seconds = float(h["wall_time"][-1] - h["wall_time"][0])
+                seconds = loop_seconds(h)
                 times[ranks].append(seconds)
                 if repetition == 0:
                     xs[ranks] = x
@@ -143,6 +178,8 @@ def bench_multiblock(args, out):
               f"{args.repeat}): 1 rank {one:.3f} s, {args.ranks} ranks {many:.3f} s, "
               f"SPEED-UP {r['speedup']:.2f}x (goal 1.8x at 2 ranks), "
               f"identical x: {r['identical_x']}", flush=True)
+        if args.contention:
+            r["contention"] = contention(args, data, method, one)
     return results
 
 
@@ -161,6 +198,9 @@ def main():
                         help="multiblock: runs at 1 and --ranks ranks, back to back; medians")
     parser.add_argument("--profile", action="store_true",
                         help="multiblock: print each rank's seconds per phase")
+    parser.add_argument("--contention", action="store_true",
+                        help="multiblock: also --ranks independent 1-rank runs at once (the "
+                             "host's bound on the speed-up)")
     parser.add_argument("--json", default="bench-bilevel.json")
     args = parser.parse_args()
     args.bin_bilevel = os.path.join(args.bin, "parasol-bilevel")
