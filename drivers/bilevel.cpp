@@ -4,6 +4,7 @@
 #include <parasol/bilevel.hpp>
 #include <parasol/driver.hpp>
 #include <parasol/error.hpp>
+#include <parasol/partition.hpp>
 #include <parasol/h5.hpp>
 #include <parasol/options.hpp>
 
@@ -111,27 +112,12 @@ Options read_method_options(MPI_Comm comm, ProblemOptions* p) {
 
 // Rows of every rank, on every rank (the multi-block task replicates its small data).
 RowMatrix gather_rows(MPI_Comm comm, const RowMatrix& local, Eigen::VectorXd* labels) {
-  int size = 1;
-  MPI_Comm_size(comm, &size);
-  const int cols = int(local.cols());
-  int mine = int(local.rows());
-  std::vector<int> counts(size), displs(size), value_counts(size), value_displs(size);
-  MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  int total = 0;
-  for (int r = 0; r < size; ++r) {
-    displs[r] = total;
-    total += counts[r];
-    value_counts[r] = counts[r] * cols;
-    value_displs[r] = displs[r] * cols;
-  }
-  RowMatrix all(total, cols);
-  MPI_Allgatherv(local.data(), mine * cols, MPI_DOUBLE, all.data(), value_counts.data(),
-                 value_displs.data(), MPI_DOUBLE, comm);
-  Eigen::VectorXd all_labels(total);
-  Eigen::VectorXd mine_labels = *labels;
-  MPI_Allgatherv(mine_labels.data(), mine, MPI_DOUBLE, all_labels.data(), counts.data(),
-                 displs.data(), MPI_DOUBLE, comm);
-  *labels = all_labels;
+  const RankPieces rows = RankPieces::of(comm, int(local.rows()));
+  RowMatrix all(rows.total, local.cols());
+  rows.times(int(local.cols())).allgather(comm, local.data(), all.data());
+  const Eigen::VectorXd mine_labels = *labels;
+  labels->resize(rows.total);
+  rows.allgather(comm, mine_labels.data(), labels->data());
   return all;
 }
 

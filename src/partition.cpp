@@ -25,4 +25,26 @@ int Partition::owner(std::int64_t global, int size, std::int64_t row) {
   return static_cast<int>(extra + (row - split) / base);
 }
 
+RankPieces RankPieces::of(MPI_Comm comm, int local_count) {
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  RankPieces p;
+  p.counts.resize(size);
+  p.offsets.resize(size);
+  MPI_Allgather(&local_count, 1, MPI_INT, p.counts.data(), 1, MPI_INT, comm);
+  for (int r = 0; r < size; ++r) {
+    p.offsets[r] = p.total;
+    p.total += p.counts[r];
+  }
+  return p;
+}
+
+RankPieces RankPieces::times(int width) const {
+  RankPieces p = *this;
+  for (int& c : p.counts) c *= width;
+  for (int& o : p.offsets) o *= width;
+  p.total *= width;
+  return p;
+}
+
 }  // namespace parasol

@@ -4,6 +4,7 @@
 #include "sketch.hpp"
 
 #include <parasol/error.hpp>
+#include <parasol/partition.hpp>
 #include <parasol/random.hpp>
 
 #include <algorithm>
@@ -71,30 +72,19 @@ DistributedSketchSolver::DistributedSketchSolver(Mat K, Vec b, const std::vector
       col_val_[at] = row_val_[k];
     }
 
-  int size;
-  MPI_Comm_size(comm_, &size);
-  int count = static_cast<int>(local);
-  std::vector<int> counts(size), displs(size, 0);
-  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
-  for (int r = 1; r < size; ++r) displs[r] = displs[r - 1] + counts[r - 1];
-  std::vector<PetscInt> natural_all(N_);
-  MPI_Allgatherv(natural_local_.data(), count, MPIU_INT, natural_all.data(), counts.data(),
-                 displs.data(), MPIU_INT, comm_);
+  const RankPieces pieces = RankPieces::of(comm_, static_cast<int>(local));
+  const std::vector<PetscInt> natural_all = pieces.allgather(comm_, natural_local_.data());
   {  // every row's length, so every rank knows what each owner contributes to a batch
     std::vector<PetscInt> mine(local);
     for (PetscInt j = 0; j < local; ++j) mine[j] = row_ptr_[j + 1] - row_ptr_[j];
-    row_length_.resize(N_);
-    MPI_Allgatherv(mine.data(), count, MPIU_INT, row_length_.data(), counts.data(),
-                   displs.data(), MPIU_INT, comm_);
-    ranges_.assign(size + 1, 0);
-    for (int q = 0; q < size; ++q) ranges_[q + 1] = ranges_[q] + counts[q];
+    row_length_ = pieces.allgather(comm_, mine.data());
+    ranges_.assign(pieces.offsets.begin(), pieces.offsets.end());
+    ranges_.push_back(pieces.total);
   }
   petsc_of_natural_.assign(N_, 0);
   for (PetscInt p = 0; p < N_; ++p) petsc_of_natural_[natural_all[p]] = p;
   if (config_.rownorm_weights) {
-    std::vector<double> norms_all(N_);
-    MPI_Allgatherv(row_norm2_.data(), count, MPI_DOUBLE, norms_all.data(), counts.data(),
-                   displs.data(), MPI_DOUBLE, comm_);
+    const std::vector<double> norms_all = pieces.allgather(comm_, row_norm2_.data());
     cumulative_.resize(N_);
     double total = 0;
     for (PetscInt i = 0; i < N_; ++i) cumulative_[i] = (total += norms_all[petsc_of_natural_[i]]);

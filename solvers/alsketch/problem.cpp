@@ -3,6 +3,7 @@
 // default layout, its Jacobian and Hessian stored as distributed AIJ matrices.
 #include <parasol/alsketch.hpp>
 #include <parasol/error.hpp>
+#include <parasol/partition.hpp>
 
 #include <petscmat.h>
 
@@ -48,22 +49,12 @@ Eigen::VectorXd gather_natural(Vec v, const std::vector<PetscInt>& natural_local
   PetscInt n_global, n_local;
   PARASOL_PETSC(VecGetSize(v, &n_global));
   PARASOL_PETSC(VecGetLocalSize(v, &n_local));
-  int size;
-  MPI_Comm_size(comm, &size);
-  int count = static_cast<int>(n_local);
-  std::vector<int> counts(size), displs(size, 0);
-  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  for (int r = 1; r < size; ++r) displs[r] = displs[r - 1] + counts[r - 1];
-  std::vector<double> values(n_global);
-  std::vector<PetscInt> index(n_global);
+  const RankPieces pieces = RankPieces::of(comm, static_cast<int>(n_local));
   const PetscScalar* a;
   PARASOL_PETSC(VecGetArrayRead(v, &a));
-  std::vector<double> local(a, a + n_local);
+  const std::vector<double> values = pieces.allgather(comm, a);
   PARASOL_PETSC(VecRestoreArrayRead(v, &a));
-  MPI_Allgatherv(local.data(), count, MPI_DOUBLE, values.data(), counts.data(), displs.data(),
-                 MPI_DOUBLE, comm);
-  MPI_Allgatherv(natural_local.data(), count, MPIU_INT, index.data(), counts.data(),
-                 displs.data(), MPIU_INT, comm);
+  const std::vector<PetscInt> index = pieces.allgather(comm, natural_local.data());
   Eigen::VectorXd out(n_global);
   for (PetscInt k = 0; k < n_global; ++k) out[index[k]] = values[k];
   return out;

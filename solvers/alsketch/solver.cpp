@@ -6,6 +6,7 @@
 // distributed KKT matrix (DistributedSketchSolver); `ksp` solves it with PETSc.
 #include <parasol/alsketch.hpp>
 #include <parasol/error.hpp>
+#include <parasol/partition.hpp>
 #include <parasol/h5.hpp>
 #include <parasol/random.hpp>
 
@@ -25,19 +26,6 @@
 
 namespace parasol::alsketch {
 namespace {
-
-std::vector<PetscInt> gather_int(MPI_Comm comm, const std::vector<PetscInt>& local) {
-  int size;
-  MPI_Comm_size(comm, &size);
-  int count = static_cast<int>(local.size());
-  std::vector<int> counts(size), displs(size, 0);
-  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  for (int r = 1; r < size; ++r) displs[r] = displs[r - 1] + counts[r - 1];
-  std::vector<PetscInt> all(displs[size - 1] + counts[size - 1]);
-  MPI_Allgatherv(local.data(), count, MPIU_INT, all.data(), counts.data(), displs.data(),
-                 MPIU_INT, comm);
-  return all;
-}
 
 // A distributed matrix copied to every rank, rows and columns in natural order.
 Eigen::MatrixXd gather_matrix(Mat A, const std::vector<PetscInt>& row_natural_local,
@@ -60,15 +48,7 @@ Eigen::MatrixXd gather_matrix(Mat A, const std::vector<PetscInt>& row_natural_lo
     }
     PARASOL_PETSC(MatRestoreRow(A, i, &ncols, &idx, &val));
   }
-  int size;
-  MPI_Comm_size(comm, &size);
-  int count = static_cast<int>(triplets.size());
-  std::vector<int> counts(size), displs(size, 0);
-  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  for (int r = 1; r < size; ++r) displs[r] = displs[r - 1] + counts[r - 1];
-  std::vector<double> all(displs[size - 1] + counts[size - 1]);
-  MPI_Allgatherv(triplets.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(),
-                 MPI_DOUBLE, comm);
+  const std::vector<double> all = allgather_pieces(comm, triplets);
   Eigen::MatrixXd out = Eigen::MatrixXd::Zero(rows, cols);
   for (std::size_t k = 0; k + 2 < all.size(); k += 3)
     out(static_cast<Eigen::Index>(all[k]), static_cast<Eigen::Index>(all[k + 1])) += all[k + 2];
@@ -886,8 +866,8 @@ Solver::Solver(Problem& problem, const Options& options)
                 static_cast<PetscInt>(s.c_natural.size()) == ml,
             "alsketch: problem '" + problem.name() +
                 "': natural index lists do not match the local sizes");
-  s.x_natural_all = gather_int(comm, s.x_natural);
-  s.c_natural_all = gather_int(comm, s.c_natural);
+  s.x_natural_all = allgather_pieces(comm, s.x_natural);
+  s.c_natural_all = allgather_pieces(comm, s.c_natural);
   s.J = problem.create_jacobian();
   s.Jt = problem.create_jacobian();
   s.H = problem.create_hessian();
