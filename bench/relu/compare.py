@@ -13,9 +13,10 @@
 
 Usage: bench/relu/compare.py BUILD_DIR [--quick]   (--quick: Adam over 3 seeds instead of 5)
 
-The last line of part 1 is the verdict: parasol-relu's test accuracy at its whole wall time
-(process start to exit), Adam's mean +- standard deviation over the seeds at the same budget
-(each seed's last epoch finished within it), and the margin.
+The last line (also the last of part 1) is the verdict: parasol-relu's test accuracy after its
+training time (setup plus iterations), Adam's mean +- standard deviation over the seeds at the
+same budget (each seed's last epoch finished within it; its clock stops while it measures the
+test accuracy), and the margin. Wall-clock budgets: run it on an otherwise idle host.
 """
 import os
 
@@ -124,10 +125,13 @@ def fmnist(build, workdir, P, beta, loss, iters, seeds):
         setup = float(f["solution"].attrs["setup_seconds"])
     accuracy = float(h["test_accuracy"][-1])
     print(f"\n[1] Fashion-MNIST 0 vs 6, n = 12000, d = 784 (+bias), P = {patterns}, beta = {beta}, {loss}")
-    print(f"parasol-relu admm, 2 ranks, {iters} iterations: {wall:.1f} s in all (mpiexec, reading the data, "
-          f"setup {setup:.1f} s, iterations {h['wall_time'][-1]:.1f} s), {int(h['pcg_iterations'][-1])} PCG steps, "
+    print(f"parasol-relu admm, 2 ranks, {iters} iterations: setup {setup:.1f} s + iterations "
+          f"{h['wall_time'][-1]:.1f} s ({wall:.1f} s with mpiexec and reading the data), {int(h['pcg_iterations'][-1])} PCG steps, "
           f"{neurons} neurons; load average {load_before:.1f} before")
-    print("  time_s  test_acc  train_acc")
+    reached = np.where(h["test_accuracy"] >= 0.86)[0]
+    print("parasol-relu first >= 86% at " +
+          (f"{setup + h['wall_time'][reached[0]]:.1f} s (iteration {reached[0] + 1})" if len(reached) else "not reached"))
+    print("  time_s  test_acc  train_acc   (time_s: iterations only, setup not included)")
     for i in list(range(0, len(h["wall_time"]), max(1, len(h["wall_time"]) // 10))) + [len(h["wall_time"]) - 1]:
         print(f"  {h['wall_time'][i]:6.1f}  {h['test_accuracy'][i]:.4f}    {h['train_accuracy'][i]:.4f}")
     try:
@@ -137,8 +141,10 @@ def fmnist(build, workdir, P, beta, loss, iters, seeds):
         return "VERDICT: none (python3-torch not installed)"
     torch.set_num_threads(2)
     width = 2 * P
-    # The budget is parasol-relu's whole run (process start to exit), not only its iterations.
-    budget = wall
+    # The budget is parasol-relu's training time: setup (reading nothing; X^T X, the patterns,
+    # the preconditioner) plus the iterations. Process start-up and reading the HDF5 files are
+    # left out, as the tensors' creation is for PyTorch (both are printed above).
+    budget = setup + float(h["wall_time"][-1])
     # Adam runs 3x the budget, so that its later course (and when it first reaches 86%) is
     # seen too; the comparison takes each seed's last epoch within the budget. SGD: one seed.
     results = {}
@@ -162,7 +168,7 @@ def fmnist(build, workdir, P, beta, loss, iters, seeds):
         verdict = "parasol-relu ahead of Adam's mean, not of every seed"
     else:
         verdict = "parasol-relu NOT ahead of Adam"
-    line = (f"VERDICT: parasol-relu {100 * accuracy:.2f}% in {budget:.1f} s; Adam at the same budget "
+    line = (f"VERDICT: parasol-relu {100 * accuracy:.2f}% in {budget:.1f} s (setup + iterations); Adam at the same budget "
             f"{100 * adam.mean():.2f}% +- {100 * spread:.2f} (mean +- std over seeds {', '.join(map(str, seeds))}; "
             f"min {100 * adam.min():.2f}, max {100 * adam.max():.2f}); margin {100 * margin:+.2f} points: {verdict}")
     print(line)
