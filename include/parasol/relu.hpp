@@ -81,6 +81,9 @@ struct Options {
   // smaller ADMM residual of the previous iteration); the errors then shrink with the residuals.
   double pcg_inexact = 1e-3;
   std::int64_t pcg_max_it = 1000;
+  // PCG's products with X in single precision while the requested relative residual is at
+  // least 1e-4 (early, inexact solves); double precision otherwise.
+  bool pcg_single = false;
   double tol = 1e-6;                // all four ADMM residuals (relative) below this: converged
   std::int64_t record_every = 1;    // ADMM iterations per step() (per history row)
   // Early stopping on held-out training rows (admm and scp): each training row is held out

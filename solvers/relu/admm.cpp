@@ -117,7 +117,9 @@ struct Solver::Impl {
   void setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local, const RowMatrix& X_test_raw,
              const Eigen::VectorXd& y_test_local);
   void factorize();
-  RowMatrix apply_A(const RowMatrix& p) const;  // collective (one reduction)
+  // Collective (one reduction). `single`: the two products with X in single precision.
+  RowMatrix apply_A(const RowMatrix& p, bool single = false);
+  detail::RowMatrixF X_single;  // X in single precision (-pcg_single; made on first use)
   RowMatrix precondition(const RowMatrix& r) const;
   void solve_u(const RowMatrix& b);
   void solve_u_woodbury(const RowMatrix& b);
@@ -372,12 +374,22 @@ RowMatrix Solver::Impl::F_transpose_rows(const Eigen::VectorXd& r) const {
 // F^T F p through the P patterns rather than the K blocks: the w blocks repeat the v blocks'
 // patterns with sign -1, so F p = sum_i D_i X (p_v,i - p_w,i) and F^T r = [T; -T] with
 // T_i = X^T D_i r. Half the work and half the reduction of the blockwise form.
-RowMatrix Solver::Impl::apply_A(const RowMatrix& p) const {
+RowMatrix Solver::Impl::apply_A(const RowMatrix& p, bool single) {
   const Eigen::MatrixXd& bits = patterns.bits;
   const RowMatrix difference = constrained ? RowMatrix(p.topRows(P) - p.bottomRows(P)) : p;
-  const Eigen::VectorXd Fp = bits.cwiseProduct(product(X, false, difference, true)).rowwise().sum();
-  const Eigen::MatrixXd weighted = bits.array().colwise() * Fp.array();
-  RowMatrix T = product(weighted, true, X, false);  // rows X^T D_i F p
+  RowMatrix T;  // rows X^T D_i F p
+  if (single) {
+    if (X_single.rows() != X.rows()) X_single = X.cast<float>();
+    const detail::RowMatrixF difference_single = difference.cast<float>();
+    const Eigen::VectorXd Fp =
+        bits.cwiseProduct(product(X_single, false, difference_single, true).cast<double>()).rowwise().sum();
+    const detail::RowMatrixF weighted = (bits.array().colwise() * Fp.array()).cast<float>();
+    T = product(weighted, true, X_single, false).cast<double>();
+  } else {
+    const Eigen::VectorXd Fp = bits.cwiseProduct(product(X, false, difference, true)).rowwise().sum();
+    const Eigen::MatrixXd weighted = bits.array().colwise() * Fp.array();
+    T = product(weighted, true, X, false);
+  }
   sum_replicated(comm, T.data(), static_cast<int>(T.size()));
   RowMatrix FtFp(K, d);
   FtFp.topRows(P) = T;
@@ -490,16 +502,20 @@ void Solver::Impl::solve_u(const RowMatrix& b) {
     U.setZero();
     return;
   }
-  RowMatrix r = b - apply_A(U);
+  // Inexact ADMM: solve to a relative residual below the current ADMM residuals (no
+  // tighter than -pcg_rtol); the warm start makes late solves short. -pcg_single: the
+  // products with X in single precision (relative error ~1e-7 times the condition of the
+  // sums) while the requested relative residual is at least 1e-4; tighter solves use double.
+  const double relative_target = std::max(options.pcg_rtol, options.pcg_inexact * last_residual);
+  const bool single = options.pcg_single && relative_target >= 1e-4;
+  RowMatrix r = b - apply_A(U, single);
   RowMatrix z = precondition(r);
   RowMatrix p = z;
   double rz = (r.array() * z.array()).sum();
-  // Inexact ADMM: solve to a relative residual below the current ADMM residuals (no
-  // tighter than -pcg_rtol); the warm start makes late solves short.
-  const double target = std::max(options.pcg_rtol, options.pcg_inexact * last_residual) * b_norm;
+  const double target = relative_target * b_norm;
   for (std::int64_t it = 0; it < options.pcg_max_it; ++it) {
     if (r.norm() <= target) break;
-    const RowMatrix Ap = apply_A(p);
+    const RowMatrix Ap = apply_A(p, single);
     const double alpha = rz / (p.array() * Ap.array()).sum();
     U += alpha * p;
     r -= alpha * Ap;

@@ -11,9 +11,12 @@
 
 namespace parasol::relu::detail {
 
-RowMatrix gemm(MatrixView A, bool transpose_a, MatrixView B, bool transpose_b) {
+namespace {
+
+template <class Scalar, class Result, class Call>
+Result gemm_any(MatrixView<Scalar> A, bool transpose_a, MatrixView<Scalar> B, bool transpose_b, Call call) {
   // A column-major matrix is the row-major storage of its transpose.
-  auto as_row_major = [](MatrixView& v, bool& transpose) {
+  auto as_row_major = [](MatrixView<Scalar>& v, bool& transpose) {
     if (v.row_major) return;
     std::swap(v.rows, v.cols);
     transpose = !transpose;
@@ -25,17 +28,27 @@ RowMatrix gemm(MatrixView A, bool transpose_a, MatrixView B, bool transpose_b) {
   const Eigen::Index n = transpose_b ? B.rows : B.cols, k_b = transpose_b ? B.cols : B.rows;
   if (k != k_b) throw Error("relu: internal error: gemm with inner dimensions " + std::to_string(k) + " and " +
                             std::to_string(k_b));
-  RowMatrix out(m, n);
+  Result out(m, n);
   if (m == 0 || n == 0) return out;
   if (k == 0) {
     out.setZero();
     return out;
   }
-  cblas_dgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, A.data,
-              static_cast<int>(std::max<Eigen::Index>(1, A.ld)), B.data,
-              static_cast<int>(std::max<Eigen::Index>(1, B.ld)), 0.0, out.data(), static_cast<int>(n));
+  call(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
+       static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), Scalar(1), A.data,
+       static_cast<int>(std::max<Eigen::Index>(1, A.ld)), B.data, static_cast<int>(std::max<Eigen::Index>(1, B.ld)),
+       Scalar(0), out.data(), static_cast<int>(n));
   return out;
+}
+
+}  // namespace
+
+RowMatrix gemm(MatrixView<double> A, bool transpose_a, MatrixView<double> B, bool transpose_b) {
+  return gemm_any<double, RowMatrix>(A, transpose_a, B, transpose_b, cblas_dgemm);
+}
+
+RowMatrixF gemm(MatrixView<float> A, bool transpose_a, MatrixView<float> B, bool transpose_b) {
+  return gemm_any<float, RowMatrixF>(A, transpose_a, B, transpose_b, cblas_sgemm);
 }
 
 void limit_blas_threads(MPI_Comm comm) {

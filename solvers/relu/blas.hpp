@@ -9,24 +9,28 @@
 
 namespace parasol::relu::detail {
 
+using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 // A dense matrix as BLAS sees it: data, shape, leading dimension, storage order.
+template <class Scalar>
 struct MatrixView {
-  const double* data;
+  const Scalar* data;
   Eigen::Index rows, cols, ld;
   bool row_major;
 };
 
 template <class M>
-MatrixView view(const M& m) {
+MatrixView<typename M::Scalar> view(const M& m) {
   return {m.data(), m.rows(), m.cols(), m.outerStride(), static_cast<bool>(M::IsRowMajor)};
 }
 
-// op(A) op(B) with op the transpose when the flag is set (cblas_dgemm); A, B dense with
-// unit inner stride (plain matrices, row blocks of row-major ones).
-RowMatrix gemm(MatrixView A, bool transpose_a, MatrixView B, bool transpose_b);
+// op(A) op(B) with op the transpose when the flag is set (cblas_dgemm, cblas_sgemm); A, B
+// dense with unit inner stride (plain matrices, row blocks of row-major ones).
+RowMatrix gemm(MatrixView<double> A, bool transpose_a, MatrixView<double> B, bool transpose_b);
+RowMatrixF gemm(MatrixView<float> A, bool transpose_a, MatrixView<float> B, bool transpose_b);
 
 template <class MA, class MB>
-RowMatrix product(const MA& A, bool transpose_a, const MB& B, bool transpose_b) {
+auto product(const MA& A, bool transpose_a, const MB& B, bool transpose_b) {
   return gemm(view(A), transpose_a, view(B), transpose_b);
 }
 
