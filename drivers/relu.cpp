@@ -73,8 +73,12 @@ DriverOptions read_options(MPI_Comm comm) {
                           relu::bce_solver_names(), s.bce_solver);
   s.rbcd_sweeps = r.integer("rbcd_sweeps", "ADMM-RBCD: block-coordinate sweeps per ADMM iteration", s.rbcd_sweeps);
   s.pcg_rtol = r.real("pcg_rtol", "PCG relative residual", s.pcg_rtol);
+  s.pcg_inexact = r.real("pcg_inexact", "PCG stops at relative residual max(pcg_rtol, this x the last ADMM residual)", s.pcg_inexact);
+  s.pcg_single = r.flag("pcg_single", "PCG products with X in single precision while the requested relative residual is >= 1e-4", s.pcg_single);
   s.pcg_max_it = r.integer("pcg_max_it", "PCG iterations per u-update at most", s.pcg_max_it);
   s.record_every = r.integer("record_every", "ADMM iterations per history row (and per -max_it count)", s.record_every);
+  s.validation_fraction = r.real("validation_fraction", "Hold out this fraction of the training rows; stop when their accuracy stops improving, keep the best iterate (0: off)", s.validation_fraction);
+  s.validation_patience = r.integer("validation_patience", "-validation_fraction: iterations without a better validation accuracy before stopping", s.validation_patience);
   o.demo_n = r.integer("demo_n", "Synthetic demo (no -data): rows", o.demo_n, 1);
   o.demo_d = r.integer("demo_d", "Synthetic demo (no -data): features", o.demo_d, 1);
   return o;

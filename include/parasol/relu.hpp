@@ -76,10 +76,22 @@ struct Options {
   // loss stays in the u-update, solved inexactly by randomized block coordinate descent).
   std::string bce_solver = "split";
   std::int64_t rbcd_sweeps = 1;     // RBCD sweeps (P block steps each) per ADMM iteration
-  double pcg_rtol = 1e-12;          // PCG relative residual floor (else 1e-3 x ADMM residual)
+  double pcg_rtol = 1e-12;          // PCG relative residual floor (else pcg_inexact x ADMM residual)
+  // Inexact ADMM: each PCG solve stops at relative residual max(pcg_rtol, pcg_inexact x the
+  // smaller ADMM residual of the previous iteration); the errors then shrink with the residuals.
+  double pcg_inexact = 1e-3;
   std::int64_t pcg_max_it = 1000;
+  // PCG's products with X in single precision while the requested relative residual is at
+  // least 1e-4 (early, inexact solves); double precision otherwise.
+  bool pcg_single = false;
   double tol = 1e-6;                // all four ADMM residuals (relative) below this: converged
   std::int64_t record_every = 1;    // ADMM iterations per step() (per history row)
+  // Early stopping on held-out training rows (admm and scp): each training row is held out
+  // with this probability (Random(seed, "relu.validation", global row): the same rows at any
+  // rank count); 0 turns it off. The run stops once the validation accuracy of the network
+  // has not improved for validation_patience iterations and keeps the best iterate.
+  double validation_fraction = 0.0;
+  std::int64_t validation_patience = 3;
   std::uint64_t seed = 1;
 
   bool IsValid(std::string* why) const;

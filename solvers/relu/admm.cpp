@@ -18,6 +18,7 @@
 #include <parasol/relu.hpp>
 
 #include "admm_common.hpp"
+#include "blas.hpp"
 #include "internal.hpp"
 
 #include <algorithm>
@@ -28,6 +29,7 @@ namespace parasol::relu {
 
 using detail::flat;
 using detail::group_norm_sum;
+using detail::product;
 using detail::sum_replicated;
 
 namespace {
@@ -72,6 +74,14 @@ struct Solver::Impl {
   RowMatrix X_test;          // local test rows, bias column included
   Eigen::VectorXd y_test;
   bool has_test = false;
+  // -validation_fraction: held-out training rows (bias column included), the best iterate
+  // by their accuracy, and when it was reached (0: none yet).
+  bool validate = false;
+  RowMatrix X_val, val_on;  // val_on: their pattern bits (scp's gated model)
+  Eigen::VectorXd y_val;
+  RowMatrix best_V;
+  double best_val_accuracy = -1.0;
+  std::int64_t best_iteration = 0;
   std::int64_t n_global = 0, first_row = 0, d = 0, P = 0, K = 0;
   Patterns patterns;
   RowMatrix SD, E;           // n_local x K
@@ -86,7 +96,7 @@ struct Solver::Impl {
 
   std::string linear_solver;
   Eigen::LLT<Eigen::MatrixXd> dense_factor;  // of A, when dense
-  Eigen::LLT<Eigen::MatrixXd> block_factor;  // of the PCG block preconditioner C (d x d)
+  Eigen::MatrixXd block_inverse;  // C^{-1} of the PCG block preconditioner (d x d; applied by GEMM)
   // Woodbury: B = I_K kron C0 with C0 = I + g X^T X, and the n x n matrix (replicated)
   // I/a + F B^{-1} F^T = I/a + (K/P) (Z Z^T) o (Delta Delta^T), Z = X L^{-T} (C0 = L L^T),
   // Cholesky-factored in place (its lower triangle holds the factor): one n x n matrix per
@@ -107,7 +117,9 @@ struct Solver::Impl {
   void setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local, const RowMatrix& X_test_raw,
              const Eigen::VectorXd& y_test_local);
   void factorize();
-  RowMatrix apply_A(const RowMatrix& p) const;  // collective (one reduction)
+  // Collective (one reduction). `single`: the two products with X in single precision.
+  RowMatrix apply_A(const RowMatrix& p, bool single = false);
+  detail::RowMatrixF X_single;  // X in single precision (-pcg_single; made on first use)
   RowMatrix precondition(const RowMatrix& r) const;
   void solve_u(const RowMatrix& b);
   void solve_u_woodbury(const RowMatrix& b);
@@ -129,6 +141,7 @@ void Solver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local,
   std::string why;
   const bool valid = options.IsValid(&why);
   check_all(comm, valid, "relu: " + why);
+  detail::limit_blas_threads(comm);
   if (!loss) loss = make_loss(options.loss);
   check_all(comm, options.method != "adversarial",
             "relu: -method adversarial is solved by relu::AdversarialSolver, not relu::Solver");
@@ -142,8 +155,41 @@ void Solver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local,
   first_row = layout.first_row;
   has_test = layout.has_test;
 
-  X = with_bias(X_raw, options.bias);
-  y = y_local;
+  validate = options.validation_fraction > 0;
+  if (validate) {
+    // Hold out rows keyed by their global index (the same rows at any rank count); the kept
+    // rows keep their global order, so checkpoints of row-distributed state stay in it.
+    std::vector<Eigen::Index> kept, held;
+    for (Eigen::Index k = 0; k < X_raw.rows(); ++k) {
+      Random draw(options.seed, "relu.validation", static_cast<std::uint64_t>(first_row + k));
+      (draw.uniform() < options.validation_fraction ? held : kept).push_back(k);
+    }
+    RowMatrix X_kept(static_cast<Eigen::Index>(kept.size()), X_raw.cols());
+    RowMatrix X_held(static_cast<Eigen::Index>(held.size()), X_raw.cols());
+    y.resize(X_kept.rows());
+    y_val.resize(X_held.rows());
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      X_kept.row(static_cast<Eigen::Index>(i)) = X_raw.row(kept[i]);
+      y(static_cast<Eigen::Index>(i)) = y_local(kept[i]);
+    }
+    for (std::size_t i = 0; i < held.size(); ++i) {
+      X_held.row(static_cast<Eigen::Index>(i)) = X_raw.row(held[i]);
+      y_val(static_cast<Eigen::Index>(i)) = y_local(held[i]);
+    }
+    std::int64_t counts[2] = {static_cast<std::int64_t>(kept.size()), static_cast<std::int64_t>(held.size())};
+    first_row = detail::first_row_of(comm, counts[0]);
+    MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_INT64_T, MPI_SUM, comm);
+    n_global = counts[0];
+    check_all(comm, counts[0] > 0 && counts[1] > 0,
+              "relu: -validation_fraction " + std::to_string(options.validation_fraction) + " leaves " +
+                  std::to_string(counts[0]) + " training and " + std::to_string(counts[1]) +
+                  " validation rows; both must be at least 1");
+    X = with_bias(X_kept, options.bias);
+    X_val = with_bias(X_held, options.bias);
+  } else {
+    X = with_bias(X_raw, options.bias);
+    y = y_local;
+  }
   d = X.cols();
   patterns = sample_patterns(comm, X, options.patterns, options.seed);
   P = patterns.count();
@@ -162,12 +208,14 @@ void Solver::Impl::setup(const RowMatrix& X_raw, const Eigen::VectorXd& y_local,
     y_test = y_test_local;
     if (!constrained) test_on = pattern_bits(X_test, patterns.gates);
   }
+  if (validate && !constrained) val_on = pattern_bits(X_val, patterns.gates);
 
   // Global X^T X and F^T y in one reduction.
   {
-    RowMatrix Xty = (X.transpose() * SD.cwiseProduct(y.replicate(1, K))).transpose();  // K x d
+    const Eigen::MatrixXd signed_labels = SD.array().colwise() * y.array();
+    const RowMatrix Xty = product(signed_labels, true, X, false);  // K x d
     std::vector<double> buffer(d * d + K * d + 1);
-    Eigen::Map<Eigen::MatrixXd>(buffer.data(), d, d) = X.transpose() * X;
+    Eigen::Map<Eigen::MatrixXd>(buffer.data(), d, d) = product(X, true, X, false);  // symmetric
     Eigen::Map<RowMatrix>(buffer.data() + d * d, K, d) = Xty;
     // trace(F^T F) = sum_j sum_k 1[pattern of j on row k] ||x_k||^2
     buffer.back() = SD.cwiseAbs().rowwise().sum().dot(X.rowwise().squaredNorm());
@@ -239,7 +287,7 @@ void Solver::Impl::factorize() {
       const RowMatrix bits = patterns.bits;
       const RowMatrix Z_all = gather_rows(comm, Z, d);
       const RowMatrix bits_all = gather_rows(comm, bits, P);
-      RowMatrix mine = static_cast<double>(K / P) * (Z * Z_all.transpose());
+      RowMatrix mine = static_cast<double>(K / P) * product(Z, false, Z_all, true);
       const Eigen::Index chunk = 1024;
       for (Eigen::Index c0 = 0; c0 < n_global; c0 += chunk) {
         const Eigen::Index width = std::min<Eigen::Index>(chunk, n_global - c0);
@@ -288,9 +336,10 @@ void Solver::Impl::factorize() {
     const double theta = ones[1] > 0 ? ones[0] / ones[1] : 0.5;
     Eigen::MatrixXd C = (g + a * theta) * XtX;
     C.diagonal().array() += 1.0;
-    block_factor.compute(C);
+    const Eigen::LLT<Eigen::MatrixXd> block_factor(C);
     check_all(comm, block_factor.info() == Eigen::Success,
               "relu: Cholesky factorization of the PCG preconditioner failed");
+    block_inverse = block_factor.solve(Eigen::MatrixXd::Identity(d, d));
   }
 }
 
@@ -325,22 +374,33 @@ RowMatrix Solver::Impl::F_transpose_rows(const Eigen::VectorXd& r) const {
 // F^T F p through the P patterns rather than the K blocks: the w blocks repeat the v blocks'
 // patterns with sign -1, so F p = sum_i D_i X (p_v,i - p_w,i) and F^T r = [T; -T] with
 // T_i = X^T D_i r. Half the work and half the reduction of the blockwise form.
-RowMatrix Solver::Impl::apply_A(const RowMatrix& p) const {
+RowMatrix Solver::Impl::apply_A(const RowMatrix& p, bool single) {
   const Eigen::MatrixXd& bits = patterns.bits;
   const RowMatrix difference = constrained ? RowMatrix(p.topRows(P) - p.bottomRows(P)) : p;
-  const Eigen::VectorXd Fp = bits.cwiseProduct(X * difference.transpose()).rowwise().sum();
-  RowMatrix T = (X.transpose() * bits.cwiseProduct(Fp.replicate(1, P))).transpose();
+  RowMatrix T;  // rows X^T D_i F p
+  if (single) {
+    if (X_single.rows() != X.rows()) X_single = X.cast<float>();
+    const detail::RowMatrixF difference_single = difference.cast<float>();
+    const Eigen::VectorXd Fp =
+        bits.cwiseProduct(product(X_single, false, difference_single, true).cast<double>()).rowwise().sum();
+    const detail::RowMatrixF weighted = (bits.array().colwise() * Fp.array()).cast<float>();
+    T = product(weighted, true, X_single, false).cast<double>();
+  } else {
+    const Eigen::VectorXd Fp = bits.cwiseProduct(product(X, false, difference, true)).rowwise().sum();
+    const Eigen::MatrixXd weighted = bits.array().colwise() * Fp.array();
+    T = product(weighted, true, X, false);
+  }
   sum_replicated(comm, T.data(), static_cast<int>(T.size()));
   RowMatrix FtFp(K, d);
   FtFp.topRows(P) = T;
   if (constrained) FtFp.bottomRows(P) = -T;
   RowMatrix result = p + a * FtFp;
-  if (g != 0.0) result += g * (p * XtX);
+  if (g != 0.0) result += g * product(p, false, XtX, false);
   return result;
 }
 
 RowMatrix Solver::Impl::precondition(const RowMatrix& r) const {
-  return block_factor.solve(r.transpose()).transpose();
+  return product(r, false, block_inverse, false);  // C symmetric: rows r_j C^{-1}
 }
 
 // A^{-1} b = B^{-1} b - B^{-1} F^T (I / a + F B^{-1} F^T)^{-1} F B^{-1} b  (Woodbury with
@@ -442,16 +502,20 @@ void Solver::Impl::solve_u(const RowMatrix& b) {
     U.setZero();
     return;
   }
-  RowMatrix r = b - apply_A(U);
+  // Inexact ADMM: solve to a relative residual below the current ADMM residuals (no
+  // tighter than -pcg_rtol); the warm start makes late solves short. -pcg_single: the
+  // products with X in single precision (relative error ~1e-7 times the condition of the
+  // sums) while the requested relative residual is at least 1e-4; tighter solves use double.
+  const double relative_target = std::max(options.pcg_rtol, options.pcg_inexact * last_residual);
+  const bool single = options.pcg_single && relative_target >= 1e-4;
+  RowMatrix r = b - apply_A(U, single);
   RowMatrix z = precondition(r);
   RowMatrix p = z;
   double rz = (r.array() * z.array()).sum();
-  // Inexact ADMM: solve to a relative residual well below the current ADMM residuals (no
-  // tighter than -pcg_rtol); the warm start makes late solves short.
-  const double target = std::max(options.pcg_rtol, 1e-3 * last_residual) * b_norm;
+  const double target = relative_target * b_norm;
   for (std::int64_t it = 0; it < options.pcg_max_it; ++it) {
     if (r.norm() <= target) break;
-    const RowMatrix Ap = apply_A(p);
+    const RowMatrix Ap = apply_A(p, single);
     const double alpha = rz / (p.array() * Ap.array()).sum();
     U += alpha * p;
     r -= alpha * Ap;
@@ -474,7 +538,7 @@ void Solver::Impl::recompute_coupling() {
   RowMatrix R = RowMatrix::Zero(X.rows(), K);
   if (constrained) R += g * E.cwiseProduct(S - Nu);
   if (split_loss) R += f * SD.cwiseProduct((q - mu).replicate(1, K));
-  coupling = (X.transpose() * R).transpose();
+  coupling = product(R, true, X, false);
   sum_replicated(comm, coupling.data(), static_cast<int>(coupling.size()));
 }
 
@@ -490,7 +554,7 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
     solve_u(b);
   }
 
-  const RowMatrix XU = X * U.transpose();
+  const RowMatrix XU = product(X, false, U, true);
   const Eigen::VectorXd Fu = fv(XU);
   RowMatrix Gu;
   if (constrained) Gu = E.cwiseProduct(XU);
@@ -502,7 +566,7 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   Lam += gamma * (U - V);
 
   // 3. slack updates (row-local) and their duals.
-  double local[12] = {0};  // see the unpacking below
+  double local[10] = {0};  // see the unpacking below
   RowMatrix S_old;
   if (constrained) {
     S_old = S;
@@ -523,17 +587,23 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   }
 
   // 4. Evaluation at the group-sparse iterate v.
-  const RowMatrix XV = X * V.transpose();
+  const RowMatrix XV = product(X, false, V, true);
   const Eigen::VectorXd prediction = fv(XV);
   for (Eigen::Index k = 0; k < y.size(); ++k) local[3] += loss->value(prediction(k), y(k));
   const Eigen::VectorXd net = network_output(XV, patterns.bits);
   for (Eigen::Index k = 0; k < y.size(); ++k) local[4] += ((net(k) > 0) == (y(k) > 0)) ? 1.0 : 0.0;
   if (constrained) local[5] = (-E.cwiseProduct(XV)).cwiseMax(0.0).squaredNorm();
   if (has_test) {
-    const Eigen::VectorXd test_net = network_output(X_test * V.transpose(), test_on);
+    const Eigen::VectorXd test_net = network_output(product(X_test, false, V, true), test_on);
     for (Eigen::Index k = 0; k < y_test.size(); ++k)
       local[6] += ((test_net(k) > 0) == (y_test(k) > 0)) ? 1.0 : 0.0;
     local[7] = static_cast<double>(y_test.size());
+  }
+  if (validate) {
+    const Eigen::VectorXd val_net = network_output(product(X_val, false, V, true), val_on);
+    for (Eigen::Index k = 0; k < y_val.size(); ++k)
+      local[8] += ((val_net(k) > 0) == (y_val(k) > 0)) ? 1.0 : 0.0;
+    local[9] = static_cast<double>(y_val.size());
   }
 
   // 5. Next coupling term and the dual residual's G^T(s - s_old) + F^T(q - q_old), with the
@@ -549,9 +619,9 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
     R.rightCols(K) += f * SD.cwiseProduct((q - q_old).replicate(1, K));
   }
   const Eigen::Index block = K * d;
-  std::vector<double> buffer(2 * block + 8);
-  Eigen::Map<RowMatrix>(buffer.data(), 2 * K, d) = (X.transpose() * R).transpose();
-  std::copy(local, local + 8, buffer.begin() + 2 * block);
+  std::vector<double> buffer(2 * block + 10);
+  Eigen::Map<RowMatrix>(buffer.data(), 2 * K, d) = product(R, true, X, false);
+  std::copy(local, local + 10, buffer.begin() + 2 * block);
   sum_replicated(comm, buffer.data(), static_cast<int>(buffer.size()));
   coupling = Eigen::Map<RowMatrix>(buffer.data(), K, d);
   const RowMatrix slack_change = Eigen::Map<RowMatrix>(buffer.data() + block, K, d);
@@ -576,6 +646,8 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
   report.fields = {std::max(r_consensus, r_slack), std::max({r_dual, r_group, r_inexact}),
                    global[4] / static_cast<double>(n_global)};
   if (has_test) report.fields.push_back(global[6] / global[7]);
+  if (validate) report.fields.push_back(global[8] / global[9]);
+  report.fields.push_back(static_cast<double>(pcg_iterations));
   // Residual balancing (Boyd et al. 2011, 3.4.1): a primal residual ten times the dual one
   // doubles rho, and conversely. Scaled duals are divided by the
   // factor; A is refactored for the squared loss (only d x d for PCG); the split form's A
@@ -598,8 +670,27 @@ StepReport Solver::Impl::step(std::int64_t iteration) {
     }
   }
 
+  // Early stopping: an empty network (every group still zero, as in the first iterations)
+  // is no candidate, and patience counts from the first non-empty one.
+  bool stop_early = false;
+  if (validate && V.cwiseAbs().maxCoeff() > 0) {
+    const double val_accuracy = global[8] / global[9];
+    if (val_accuracy > best_val_accuracy) {
+      best_val_accuracy = val_accuracy;
+      best_iteration = iteration;
+      best_V = V;
+    } else if (iteration - best_iteration >= options.validation_patience) {
+      stop_early = true;
+    }
+  }
+
   const double tol = options.tol;
-  if (r_consensus <= tol && r_slack <= tol && r_dual <= tol && r_group <= tol && r_inexact <= tol) {
+  if (stop_early) {
+    report.status = Status::Converged;
+    report.message = "validation accuracy did not improve for " + std::to_string(options.validation_patience) +
+                     " iterations; kept iteration " + std::to_string(best_iteration) + " (validation accuracy " +
+                     std::to_string(best_val_accuracy) + ")";
+  } else if (r_consensus <= tol && r_slack <= tol && r_dual <= tol && r_group <= tol && r_inexact <= tol) {
     report.status = Status::Converged;
     report.message = "all four ADMM residuals below -tol";
   } else if (!std::isfinite(last_objective)) {
@@ -618,10 +709,12 @@ double Solver::Impl::objective_at_v() {
 }
 
 ConvexModel Solver::Impl::model() const {
+  // With early stopping the model is the best iterate on the validation rows.
+  const RowMatrix& chosen = validate && best_iteration > 0 ? best_V : V;
   ConvexModel m;
   m.gates = patterns.gates;
-  m.V = V.topRows(P);
-  m.W = constrained ? RowMatrix(V.bottomRows(P)) : RowMatrix::Zero(P, d);
+  m.V = chosen.topRows(P);
+  m.W = constrained ? RowMatrix(chosen.bottomRows(P)) : RowMatrix::Zero(P, d);
   m.gated = !constrained;
   m.bias = options.bias;
   return m;
@@ -641,6 +734,8 @@ std::string Solver::method() const { return impl_->options.method; }
 std::vector<std::string> Solver::history_fields() const {
   std::vector<std::string> fields{"primal_residual", "dual_residual", "train_accuracy"};
   if (impl_->has_test) fields.push_back("test_accuracy");
+  if (impl_->validate) fields.push_back("val_accuracy");  // network accuracy on the held-out rows
+  fields.push_back("pcg_iterations");  // PCG steps so far (0 for the other u-solvers)
   return fields;
 }
 
@@ -668,6 +763,11 @@ void Solver::save_state(h5::File& file, const std::string& group) const {
   h5::set_attr(file, group, "rho", s.rho);
   h5::set_attr(file, group, "rho_changes", s.rho_changes);
   h5::set_attr(file, group, "admm_iterations", s.admm_iterations);
+  if (s.validate) {
+    h5::set_attr(file, group, "best_iteration", s.best_iteration);
+    h5::set_attr(file, group, "best_val_accuracy", s.best_val_accuracy);
+    if (s.best_iteration > 0) h5::write(file, group + "/best_v", flat(s.best_V), {K, static_cast<std::uint64_t>(s.d)});
+  }
 }
 
 void Solver::load_state(const h5::File& file, const std::string& group) {
@@ -677,6 +777,11 @@ void Solver::load_state(const h5::File& file, const std::string& group) {
     s.pcg_iterations = h5::attr_int(file, group, "pcg_iterations");
     s.rho_changes = h5::attr_int(file, group, "rho_changes");
     s.admm_iterations = h5::attr_int(file, group, "admm_iterations");
+    if (s.validate) {
+      s.best_iteration = h5::attr_int(file, group, "best_iteration");
+      s.best_val_accuracy = h5::attr_double(file, group, "best_val_accuracy");
+      if (s.best_iteration > 0) s.best_V = detail::read_replicated(file, group + "/best_v", s.K, s.d);
+    }
   });
   const double saved_rho = h5::attr_double(file, group, "rho");
   if (saved_rho != s.rho) {
@@ -701,6 +806,10 @@ void Solver::write_solution(h5::File& file) const {
                          {s.loss->name(), s.options.method, s.linear_solver, s.rho, s.last_objective,
                           s.admm_iterations});
   h5::set_attr(file, "/solution", "cone_violation", s.last_cone_violation);
+  if (s.validate) {
+    h5::set_attr(file, "/solution", "validation_iteration", s.best_iteration);
+    h5::set_attr(file, "/solution", "val_accuracy", s.best_val_accuracy);
+  }
 }
 
 ConvexModel Solver::model() const { return impl_->model(); }

@@ -119,6 +119,12 @@ bool Options::IsValid(std::string* why) const {
   }
   if (!(tol > 0)) return fail("-tol must be > 0");
   if (!(pcg_rtol > 0 && pcg_rtol < 1)) return fail("-pcg_rtol must be in (0, 1)");
+  if (!(pcg_inexact > 0 && pcg_inexact < 1)) return fail("-pcg_inexact must be in (0, 1)");
+  if (!(validation_fraction >= 0 && validation_fraction < 1))
+    return fail("-validation_fraction must be in [0, 1)");
+  if (validation_patience < 1) return fail("-validation_patience must be >= 1");
+  if (validation_fraction > 0 && method == "adversarial")
+    return fail("-validation_fraction is not implemented for -method adversarial");
   if (record_every < 1) return fail("-record_every must be >= 1");
   if (pcg_max_it < 1) return fail("-pcg_max_it must be >= 1");
   if (!(cone_weight >= 0) || !(loss_weight >= 0)) return fail("-cone_weight and -loss_weight must be >= 0");

@@ -143,6 +143,72 @@ TEST(ReluAdmm, RbcdIteratesDoNotDependOnTheRankCount) {
   EXPECT_EQ(distributed.summary().linear_solver, "rbcd");
 }
 
+// -validation_fraction: the held-out rows are keyed by global row (Random(seed,
+// "relu.validation", row)), so a distributed run and a one-rank run on all rows hold out the
+// same rows, report the same validation accuracies, stop at the same iteration and keep the
+// same iterate; that iterate is the best one on the held-out rows (recomputed here from the
+// recovered network), and its rows are not trained on (their count is the reported share).
+TEST(ReluAdmm, ValidationEarlyStoppingKeepsTheBestIterateAtAnyRankCount) {
+  const Data data = make_data(300, 8, 21);
+  Options options;
+  options.loss = "hinge";
+  options.patterns = 8;
+  options.beta = 0.5;
+  options.bias = true;
+  options.validation_fraction = 0.3;
+  options.validation_patience = 5;
+  Solver distributed(world(), options, data.X, data.y);
+  const Eigen::MatrixXd X_all = gather_rows(data.X);
+  const Eigen::VectorXd y_all = gather_rows(data.y);
+  Solver alone(MPI_COMM_SELF, options, X_all, y_all);
+  const auto fields = alone.history_fields();
+  ASSERT_EQ(fields.size(), 5u);
+  EXPECT_EQ(fields[3], "val_accuracy");
+  double best = -1.0;
+  std::int64_t stopped = 0;
+  for (std::int64_t it = 1; it <= 2000 && stopped == 0; ++it) {
+    const StepReport a = distributed.step(it), b = alone.step(it);
+    ASSERT_EQ(a.status, b.status) << "iteration " << it;
+    EXPECT_EQ(a.fields[3], b.fields[3]) << "validation accuracy, iteration " << it;
+    if (alone.model().V.norm() > 0) best = std::max(best, b.fields[3]);
+    if (b.status != Status::Running) {
+      EXPECT_NE(b.message.find("validation accuracy did not improve"), std::string::npos) << b.message;
+      stopped = it;
+    }
+  }
+  ASSERT_GT(stopped, 0) << "no early stop in 2000 iterations";
+  std::printf("early stop at iteration %lld, best validation accuracy %.4f\n", static_cast<long long>(stopped), best);
+  const RowMatrix difference = distributed.model().V - alone.model().V;
+  EXPECT_LE(difference.norm(), 1e-8 * std::max(1.0, alone.model().V.norm()));
+  // The kept network's accuracy on the held-out rows is the best one recorded.
+  std::vector<Eigen::Index> held;
+  for (Eigen::Index k = 0; k < X_all.rows(); ++k)
+    if (Random(options.seed, "relu.validation", static_cast<std::uint64_t>(k)).uniform() < options.validation_fraction)
+      held.push_back(k);
+  ASSERT_GT(held.size(), 50u);
+  ASSERT_LT(held.size(), 130u);
+  RowMatrix X_held(static_cast<Eigen::Index>(held.size()), X_all.cols());
+  Eigen::VectorXd y_held(X_held.rows());
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    X_held.row(static_cast<Eigen::Index>(i)) = X_all.row(held[i]);
+    y_held(static_cast<Eigen::Index>(i)) = y_all(held[i]);
+  }
+  const Eigen::VectorXd output = alone.model().recover().predict(X_held);
+  double correct = 0;
+  for (Eigen::Index k = 0; k < y_held.size(); ++k) correct += (output(k) > 0) == (y_held(k) > 0) ? 1.0 : 0.0;
+  EXPECT_DOUBLE_EQ(correct / static_cast<double>(y_held.size()), best);
+  // Trained on the kept rows only: the loss part of the objective is a sum over them, so a
+  // model that is zero everywhere has objective = number of kept rows (hinge at 0 is 1).
+  Solver untrained(world(), options, data.X, data.y);
+  EXPECT_DOUBLE_EQ(untrained.objective(), static_cast<double>(X_all.rows() - static_cast<Eigen::Index>(held.size())));
+  // Nothing held out (or nothing kept) is rejected on every rank.
+  Options none = options;
+  none.validation_fraction = 1e-9;
+  EXPECT_THROW(Solver(world(), none, data.X, data.y), Error);
+  none.validation_fraction = 1.0;
+  EXPECT_THROW(Solver(world(), none, data.X, data.y), Error);
+}
+
 // A right-hand side keyed by entry index: the same on every rank and at any rank count.
 RowMatrix random_rhs(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
   RowMatrix rhs(rows, cols);
@@ -193,19 +259,24 @@ TEST(ReluLinearSolvers, DenseWoodburyAndPcgSolveTheSameSystem) {
 TEST(ReluLinearSolvers, SameAdmmOptimum) {
   const Data data = make_data(200, 10, 14);
   std::vector<double> objectives;
-  for (const std::string name : {"dense", "pcg"}) {
+  // The third run: PCG with its products in single precision while the solves are loose
+  // (-pcg_single, -pcg_inexact 1e-2): the same optimum, since tight solves use double.
+  for (const std::string name : {"dense", "pcg", "pcg_single"}) {
     Options options;
     options.patterns = 16;
     options.beta = 0.5;
     options.tol = 1e-6;
     options.bias = true;
-    options.linear_solver = name;
+    options.linear_solver = name == "dense" ? "dense" : "pcg";
+    options.pcg_single = name == "pcg_single";
+    if (options.pcg_single) options.pcg_inexact = 1e-2;
     const RunResult r = run_and_compare(options, data, data.y, 20000);
     EXPECT_TRUE(r.converged) << name << " after " << r.iterations << " iterations";
     EXPECT_NEAR(r.objective, r.reference, 1e-4 * std::abs(r.reference)) << name;
     objectives.push_back(r.objective);
   }
   EXPECT_NEAR(objectives[1], objectives[0], 1e-6 * std::abs(objectives[0]));
+  EXPECT_NEAR(objectives[2], objectives[0], 1e-6 * std::abs(objectives[0]));
 }
 
 TEST(ReluAdmm, ScpMatchesInteriorPoint) {

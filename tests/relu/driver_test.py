@@ -143,11 +143,14 @@ def main():
     else:
         check(False, "-predict with an empty network exits 0")
 
-    # Checkpoint/restart: 3 + 3 rows equal 6 rows straight (squared loss; and ADMM-RBCD, whose
-    # block order is keyed by the ADMM iteration).
+    # Checkpoint/restart: 3 + 3 rows equal 6 rows straight (squared loss; ADMM-RBCD, whose
+    # block order is keyed by the ADMM iteration; hinge with -validation_fraction, whose best
+    # iterate so far is solver state).
     write("train01.h5", X, (y + 1) / 2)
     for tag, extra in (("", ["-data", "train.h5"]),
-                       ("rbcd-", ["-data", "train01.h5", "-loss", "bce", "-bce_solver", "rbcd"])):
+                       ("rbcd-", ["-data", "train01.h5", "-loss", "bce", "-bce_solver", "rbcd"]),
+                       ("val-", ["-data", "train.h5", "-loss", "hinge", "-validation_fraction", "0.3",
+                                 "-validation_patience", "1000"])):
         short = extra + ["-P", "8", "-beta", str(beta), "-record_every", "7", "-tol", "1e-12"]
         run(short + ["-max_it", "6", "-output", f"{tag}straight.h5"], 2)
         run(short + ["-max_it", "3", "-checkpoint", f"{tag}ck.h5", "-output", f"{tag}first.h5"], 2)
@@ -167,6 +170,7 @@ def main():
         (["-data", "train.h5", "-loss", "bce"], "label", "bce with +-1 labels"),
         (["-data", "train.h5", "-test", "wide.h5"], "features", "test set of another dimension"),
         (["-data", "train.h5", "-P", "0"], "-P", "P = 0"),
+        (["-data", "train.h5", "-validation_fraction", "1"], "-validation_fraction", "validation fraction 1"),
         (["-data", "train.h5", "-loss", "hinge", "-bce_solver", "rbcd"], "-bce_solver",
          "ADMM-RBCD with a loss other than bce"),
     ]

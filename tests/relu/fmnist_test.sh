@@ -26,7 +26,9 @@ $MPI $BIN/parasol-data subset -input two-test.h5 -max 2000 -output test.h5
 # converged configuration we tried (standardized pixels, beta 10-400, hinge or ADMM-RBCD
 # cross-entropy) reached 86% (bench/relu/README.md, session 2). auto picks PCG here
 # (n = 12,000 and K d = 100,480 are both above -dense_limit); Woodbury's n x n setup would
-# not pay off in 10 iterations.
+# not pay off in 10 iterations. Since session 3 the products with X run through OpenBLAS
+# (docs/relu.md, "Speed"): about 9 s for the 10 iterations on a lightly loaded 2-core host
+# (33 s before), same iterates.
 SETTINGS=${RELU_FMNIST_SETTINGS:--P 64 -beta 10 -bias -loss hinge -method admm -max_it 10 -seed 1}
 start=$(date +%s)
 $MPI $BIN/parasol-relu -data train.h5 -test test.h5 $SETTINGS -output run.h5
