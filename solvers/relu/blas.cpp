@@ -3,6 +3,7 @@
 #include <parasol/error.hpp>
 
 #include <cblas.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -59,7 +60,12 @@ void limit_blas_threads(MPI_Comm comm) {
   MPI_Comm_free(&node);
   if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  openblas_set_num_threads(std::max(1, cores / std::max(1, local_ranks)));
+  // A rank bound to fewer cores (mpiexec --bind-to, a SLURM cpuset) gets no more threads than
+  // it has cores: threads sharing one core only slow each other down.
+  int usable = cores;
+  cpu_set_t mask;
+  if (sched_getaffinity(0, sizeof(mask), &mask) == 0) usable = std::max(1, CPU_COUNT(&mask));
+  openblas_set_num_threads(std::max(1, std::min(usable, cores / std::max(1, local_ranks))));
 }
 
 }  // namespace parasol::relu::detail
