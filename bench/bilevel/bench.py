@@ -110,29 +110,35 @@ def loop_seconds(h):
     return float(h["wall_time"][-1] - h["wall_time"][0])
 
 
-def contention(args, data, method, alone):
-    """--ranks independent 1-rank runs at the same time: how much one rank slows down when
-    the other cores do the same work (memory bandwidth, shared cache, the host's scheduling).
-    No communication is involved, so --ranks / slowdown bounds the --ranks-rank speed-up."""
-    concurrent = []
+def contention(args, data, method):
+    """--ranks independent 1-rank runs at the same time against one run alone: how much one
+    rank slows down when the other cores do the same work (memory bandwidth, shared cache, the
+    host's scheduling). No communication is involved, so --ranks / slowdown bounds the
+    --ranks-rank speed-up. The copies run unbound (mpiexec binds every lone rank to core 0)."""
     mpiexec = os.environ.get("MPIEXEC", "mpiexec")
-    for repetition in range(args.repeat):
-        paths = [os.path.join(os.path.dirname(data), f"mb-{method}-copy{i}.h5")
-                 for i in range(args.ranks)]
-        jobs = [subprocess.Popen([mpiexec, "-n", "1", args.bin_bilevel]
+    paths = [os.path.join(os.path.dirname(data), f"mb-{method}-copy{i}.h5")
+             for i in range(args.ranks)]
+
+    def copies(count):
+        jobs = [subprocess.Popen([mpiexec, "--bind-to", "none", "-n", "1", args.bin_bilevel]
                                  + multiblock_args(args, data, method, path),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                for path in paths]
+                for path in paths[:count]]
         for job in jobs:
             if job.wait() != 0:
-                sys.exit(f"{method}: concurrent 1-rank run failed\n{job.stderr.read()}")
-        concurrent += [loop_seconds(history(path)[0]) for path in paths]
-    slowdown = float(np.median(concurrent)) / alone
+                sys.exit(f"{method}: 1-rank copy failed\n{job.stderr.read()}")
+        return [loop_seconds(history(path)[0]) for path in paths[:count]]
+
+    alone, concurrent = [], []
+    for repetition in range(args.repeat):
+        alone += copies(1)
+        concurrent += copies(args.ranks)
+    slowdown = float(np.median(concurrent)) / float(np.median(alone))
     print(f"multiblock {method} ({args.dataset}) CONTENTION: {args.ranks} independent 1-rank "
-          f"runs at once take {slowdown:.2f}x one run alone (median of {len(concurrent)}): "
-          f"without any communication the {args.ranks}-rank speed-up is at most "
+          f"runs at once take {slowdown:.2f}x one run alone (medians of {len(concurrent)} and "
+          f"{len(alone)}): without any communication the {args.ranks}-rank speed-up is at most "
           f"{args.ranks / slowdown:.2f}x on this host", flush=True)
-    return {"concurrent_seconds": concurrent, "slowdown": slowdown,
+    return {"alone_seconds": alone, "concurrent_seconds": concurrent, "slowdown": slowdown,
             "speedup_bound": args.ranks / slowdown}
 
 
@@ -179,7 +185,7 @@ def bench_multiblock(args, out):
               f"SPEED-UP {r['speedup']:.2f}x (goal 1.8x at 2 ranks), "
               f"identical x: {r['identical_x']}", flush=True)
         if args.contention:
-            r["contention"] = contention(args, data, method, one)
+            r["contention"] = contention(args, data, method)
     return results
 
 
