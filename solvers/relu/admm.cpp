@@ -14,6 +14,7 @@
 // constraint blocks on the same scale. A changes only when rho does (residual balancing;
 // the split form with PCG never refactors anything larger than d x d).
 #include <parasol/error.hpp>
+#include <parasol/partition.hpp>
 #include <parasol/random.hpp>
 #include <parasol/relu.hpp>
 
@@ -37,20 +38,13 @@ namespace {
 // All ranks' row blocks of a row-major matrix with `cols` columns, in global row order,
 // written to `all` (room for every row). Counts are int: at most 2^31 - 1 entries in all.
 void gather_rows_into(MPI_Comm comm, const RowMatrix& local, Eigen::Index cols, double* all) {
-  int size = 1;
-  MPI_Comm_size(comm, &size);
-  const int mine = static_cast<int>(local.rows() * cols);
-  std::vector<int> counts(size), offsets(size, 0);
-  MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  for (int r = 1; r < size; ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
-  MPI_Allgatherv(local.data(), mine, MPI_DOUBLE, all, counts.data(), offsets.data(), MPI_DOUBLE, comm);
+  RankPieces::of(comm, static_cast<int>(local.rows() * cols)).allgather(comm, local.data(), all);
 }
 
 RowMatrix gather_rows(MPI_Comm comm, const RowMatrix& local, Eigen::Index cols) {
-  std::int64_t rows = local.rows();
-  MPI_Allreduce(MPI_IN_PLACE, &rows, 1, MPI_INT64_T, MPI_SUM, comm);
-  RowMatrix all(rows, cols);
-  gather_rows_into(comm, local, cols, all.data());
+  const RankPieces rows = RankPieces::of(comm, static_cast<int>(local.rows()));
+  RowMatrix all(rows.total, cols);
+  rows.times(static_cast<int>(cols)).allgather(comm, local.data(), all.data());
   return all;
 }
 
