@@ -12,7 +12,8 @@
 // Blocks are owned by ranks (Partition::block over m) and balanced per iteration; every
 // rank knows each sampled block's samples and coupling rows from the shared seed, so only
 // the G values travel (one Allgatherv) and are added in block order: the iterates are
-// bit-for-bit the same at any rank count. x and z are updated lazily on the touched rows
+// bit-for-bit the same at any rank count. v2 keeps every block's (small) state on every rank
+// and sends the changed states in the same Allgatherv; v1 moves lent states point to point. x and z are updated lazily on the touched rows
 // only (lazy_storm.hpp).
 #include <parasol/error.hpp>
 #include <parasol/partition.hpp>
@@ -90,6 +91,12 @@ class Bsvrb : public Solver {
     d_ = problem_->block_dim();
     collective_ = problem_->collective_blocks();
     owned_ = collective_ ? Partition{m_, 0, m_} : Partition::block(m_, comm_);
+    // v2's per-block state is O(d) (< 1 MB for all 100 blocks of w8a): every rank keeps a
+    // replica of every block, so no state moves point to point; the states a rank's block
+    // work changes travel in the same Allgatherv as the G values. v1 (a d x d Hessian
+    // estimate per block) keeps each state on its home rank and moves it when lent.
+    replicated_ = version_ == 2 && !collective_ && size_ > 1;
+    stored_ = replicated_ ? Partition{m_, 0, m_} : owned_;
     tau_ = options_.bsvrb_tau > 0 ? options_.bsvrb_tau : (version_ == 1 ? 0.5 : 1.0);
     if (version_ == 1 && d_ > 2000)
       throw Error("bsvrb1 keeps a dense " + std::to_string(d_) + "x" + std::to_string(d_) +
@@ -100,7 +107,7 @@ class Bsvrb : public Solver {
     storm_.reset(x_);
     g_new_ = g_old_ = x_now_ = x_then_ = Vector::Zero(x_.size());
     marked_.assign(std::size_t(x_.size()), 0);
-    blocks_.resize(owned_.count());
+    blocks_.resize(stored_.count());
     for (auto& b : blocks_) {
       b.y = b.y_prev = y0;
       b.s = Vector::Zero(d_);
@@ -142,8 +149,9 @@ class Bsvrb : public Solver {
     return x_;
   }
   Vector y() const override {
-    Vector out(blocks_.size() * d_);
-    for (std::size_t k = 0; k < blocks_.size(); ++k) out.segment(k * d_, d_) = blocks_[k].y;
+    Vector out(owned_.count() * d_);
+    for (std::int64_t k = 0; k < owned_.count(); ++k)
+      out.segment(k * d_, d_) = state(owned_.begin + k).y;
     return out;
   }
 
@@ -393,6 +401,17 @@ class Bsvrb : public Solver {
     }
   }
 
+  // Replicated v2 states: what a block's work changes that the other replicas cannot redo
+  // themselves (s and u; last and y_prev, v_prev are set by update_lower on every rank).
+  std::int64_t result_size() const { return replicated_ ? 2 * d_ : 0; }
+  void pack_result(const BlockState& b, double* out) const {
+    put(b.s, &out), put(b.u, &out);
+  }
+  void unpack_result(const double* in, BlockState* b) const {
+    get(&b->s, d_, 1, &in), get(&b->u, d_, 1, &in);
+    if (b->last == 0) b->last = -1;  // as work_block does
+  }
+
   // MSVR updates of the sampled blocks and the averaged G at the new and old points (into
   // g_new_ and g_old_, nonzero only at touched_).
   void update_blocks(std::int64_t t, const std::vector<std::int64_t>& sampled,
@@ -407,7 +426,7 @@ class Bsvrb : public Solver {
     // Blocks that change hands: states out to their workers (guests there), back afterwards.
     // (posted first, so that they travel while every rank makes the plans below)
     std::vector<std::int64_t> guests, lent;  // positions k in sampled
-    for (std::int64_t k = 0; k < count; ++k) {
+    for (std::int64_t k = 0; k < count && !replicated_; ++k) {
       const int h = home(sampled[k]);
       if (worker[k] == rank_ && h != rank_) guests.push_back(k);
       if (h == rank_ && worker[k] != rank_) lent.push_back(k);
@@ -420,7 +439,7 @@ class Bsvrb : public Solver {
                 home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
     }
     for (std::size_t j = 0; j < lent.size(); ++j) {
-      const int size = pack_out(blocks_[sampled[lent[j]] - owned_.begin], t,
+      const int size = pack_out(state(sampled[lent[j]]), t,
                                 lent_states.data() + j * out_max);
       requests.emplace_back();
       MPI_Isend(lent_states.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
@@ -428,10 +447,12 @@ class Bsvrb : public Solver {
     }
     // Every rank knows every sampled block's samples and coupling rows (shared seed), so the
     // layout of the gathered values is known everywhere and only values travel: rank by
-    // rank, block by block, 2 |rows| values each (G_new, then G_old, on the rows).
+    // rank, block by block, 2 |rows| values each (G_new, then G_old, on the rows), then
+    // with replicated states the block's new s and u (2 d values): one collective in all.
     const bool gather = !collective_ && size_ > 1;
     std::vector<Plan> plans(static_cast<std::size_t>(count));
     std::vector<int> counts(gather ? size_ : 1, 0), displs(counts.size(), 0);
+    const std::int64_t result = result_size();
     for (std::int64_t k = 0; k < count; ++k) {
       Plan& plan = plans[std::size_t(k)];
       const std::int64_t i = sampled[std::size_t(k)];
@@ -445,7 +466,7 @@ class Bsvrb : public Solver {
         plan.rows.resize(std::size_t(x_now_.size()));
         std::iota(plan.rows.begin(), plan.rows.end(), 0);
       }
-      counts[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size());
+      counts[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size() + result);
     }
     for (std::size_t r = 1; r < counts.size(); ++r) displs[r] = displs[r - 1] + counts[r - 1];
     {
@@ -453,7 +474,7 @@ class Bsvrb : public Solver {
       for (std::int64_t k = 0; k < count; ++k) {
         Plan& plan = plans[std::size_t(k)];
         plan.offset = next[gather ? worker[std::size_t(k)] : 0];
-        next[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size());
+        next[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size() + result);
       }
     }
     std::vector<double> values(std::size_t(displs.back() + counts.back()));
@@ -488,14 +509,19 @@ class Bsvrb : public Solver {
       MPI_Isend(guest_states.data() + j * out_max, int(back), MPI_DOUBLE,
                 home(sampled[guests[j]]), kStateBack, comm_, &requests.back());
     }
-    for (std::int64_t k = 0; k < count; ++k)
-      if (worker[k] == rank_ && home(sampled[k]) == rank_)
-        work_block(t, sampled[k], plans[k], &blocks_[sampled[k] - owned_.begin],
-                   values.data() + plans[k].offset, profile ? &work_cpu : nullptr);
+    auto works_in_place = [&](std::int64_t k) {
+      return worker[k] == rank_ && (replicated_ || home(sampled[k]) == rank_);
+    };
+    for (std::int64_t k = 0; k < count; ++k) {
+      if (!works_in_place(k)) continue;
+      double* out = values.data() + plans[k].offset;
+      work_block(t, sampled[k], plans[k], &state(sampled[k]), out,
+                 profile ? &work_cpu : nullptr);
+      if (replicated_) pack_result(state(sampled[k]), out + 2 * plans[k].rows.size());
+    }
     if (profile) {
       times_.blocks_done += std::int64_t(guests.size());
-      for (std::int64_t k = 0; k < count; ++k)
-        times_.blocks_done += worker[k] == rank_ && home(sampled[k]) == rank_;
+      for (std::int64_t k = 0; k < count; ++k) times_.blocks_done += works_in_place(k);
       times_.blocks += MPI_Wtime() - blocks_start;
       // this iteration's block work, the previous iteration's rest (and this one's so far)
       double cpu[2] = {work_cpu, times_.rest_this_step};
@@ -514,7 +540,12 @@ class Bsvrb : public Solver {
                      displs.data(), MPI_DOUBLE, comm_);
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
     for (std::size_t j = 0; j < lent.size(); ++j)
-      unpack_back(lent_states.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
+      unpack_back(lent_states.data() + j * back, &state(sampled[lent[j]]));
+    if (replicated_)
+      for (std::int64_t k = 0; k < count; ++k)
+        if (worker[k] != rank_)
+          unpack_result(values.data() + plans[k].offset + 2 * plans[k].rows.size(),
+                        &state(sampled[k]));
     // Sum the blocks in block order, whoever computed them: the same sums at any rank count.
     CpuTimer sum_cpu(profile, &times_.rest_this_step);
     for (const Plan& plan : plans) {
@@ -631,12 +662,12 @@ class Bsvrb : public Solver {
         b.y -= tau_ * b.s;
       }
       for (std::int64_t i : sampled)
-        if (i >= owned_.begin && i < owned_.end) blocks_[i - owned_.begin].last = t;
+        if (i >= stored_.begin && i < stored_.end) state(i).last = t;
       return;
     }
     for (std::int64_t i : sampled) {
-      if (i < owned_.begin || i >= owned_.end) continue;
-      BlockState& b = blocks_[i - owned_.begin];
+      if (i < stored_.begin || i >= stored_.end) continue;
+      BlockState& b = state(i);
       // (v2: y_prev, v_prev are only kept for the blocks updated last; work_block refreshes
       // the others, so no O(m d) copy per iteration)
       b.y_prev = b.y;
@@ -661,7 +692,7 @@ class Bsvrb : public Solver {
       x();                   // materialized
       double upper = 0.0, lower = 0.0;
       std::vector<Vector> ys;
-      for (const BlockState& b : blocks_) ys.push_back(b.y);
+      for (std::int64_t i = owned_.begin; i < owned_.end; ++i) ys.push_back(state(i).y);
       problem_->sum_objectives(x_, owned_.begin, ys, &upper, &lower);
       if (!collective_) {
         double sums[2] = {upper, lower};
@@ -691,8 +722,10 @@ class Bsvrb : public Solver {
 
   template <class Get>
   void save_blocks(h5::File& file, const std::string& path, std::int64_t cols, Get get) const {
-    RowMatrix data(std::int64_t(blocks_.size()), cols);
-    for (std::size_t k = 0; k < blocks_.size(); ++k) data.row(k) = get(blocks_[k]).transpose();
+    // (the blocks this rank owns, also when it keeps replicas of all)
+    RowMatrix data(owned_.count(), cols);
+    for (std::int64_t k = 0; k < owned_.count(); ++k)
+      data.row(k) = get(state(owned_.begin + k)).transpose();
     if (collective_) {
       h5::write(file, path, std::vector<double>(data.data(), data.data() + data.size()),
                 {std::uint64_t(data.rows()), std::uint64_t(cols)});
@@ -703,13 +736,14 @@ class Bsvrb : public Solver {
 
   template <class Set>
   void load_blocks(const h5::File& file, const std::string& path, std::int64_t cols, Set set) {
+    // (every block's state where this rank keeps replicas of all)
     std::vector<double> data =
         collective_ ? h5::read_doubles(file, path)
-                    : h5::read_rows(file, path, std::uint64_t(owned_.begin),
-                                    std::uint64_t(owned_.count()));
-    check_all(comm_, std::int64_t(data.size()) == owned_.count() * cols,
+                    : h5::read_rows(file, path, std::uint64_t(stored_.begin),
+                                    std::uint64_t(stored_.count()));
+    check_all(comm_, std::int64_t(data.size()) == stored_.count() * cols,
               "checkpoint " + file.path() + ": " + path + " does not match this problem");
-    for (std::int64_t k = 0; k < owned_.count(); ++k)
+    for (std::int64_t k = 0; k < stored_.count(); ++k)
       set(blocks_[k], Eigen::Map<const Vector>(data.data() + k * cols, cols));
   }
 
@@ -721,7 +755,13 @@ class Bsvrb : public Solver {
   int rank_ = 0, size_ = 1;
   std::int64_t m_ = 0, d_ = 0;
   bool collective_ = false;
-  Partition owned_;
+  Partition owned_;              // the blocks this rank answers for (output, objectives)
+  bool replicated_ = false;      // every rank keeps every block's state (v2)
+  Partition stored_;             // the blocks whose state this rank keeps (owned_ or all)
+  BlockState& state(std::int64_t block) { return blocks_[std::size_t(block - stored_.begin)]; }
+  const BlockState& state(std::int64_t block) const {
+    return blocks_[std::size_t(block - stored_.begin)];
+  }
   double tau_ = 1.0;
   mutable Vector x_;             // x after the last iteration (materialized on demand)
   mutable bool x_stale_ = false;
