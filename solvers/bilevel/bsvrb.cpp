@@ -12,8 +12,7 @@
 // Blocks are owned by ranks (Partition::block over m) and balanced per iteration; every
 // rank knows each sampled block's samples and coupling rows from the shared seed, so only
 // the G values travel (one Allgatherv) and are added in block order: the iterates are
-// bit-for-bit the same at any rank count. v2 keeps every block's (small) state on every rank
-// and sends the changed states in the same Allgatherv; v1 moves lent states point to point. x and z are updated lazily on the touched rows
+// bit-for-bit the same at any rank count. x and z are updated lazily on the touched rows
 // only (lazy_storm.hpp).
 #include <parasol/error.hpp>
 #include <parasol/partition.hpp>
@@ -91,13 +90,6 @@ class Bsvrb : public Solver {
     d_ = problem_->block_dim();
     collective_ = problem_->collective_blocks();
     owned_ = collective_ ? Partition{m_, 0, m_} : Partition::block(m_, comm_);
-    // v2 (an O(d) state per block) moves no state point to point: the states of the blocks
-    // lent in iteration t+1 travel, as they were before iteration t, in iteration t's
-    // Allgatherv with the G values, and the new s, u of the blocks lent in t or t+1 with
-    // them; one collective per iteration. Every rank keeps room for every block's state.
-    // v1 (a d x d Hessian estimate per block) moves lent states point to point.
-    prefetch_ = version_ == 2 && !collective_ && size_ > 1;
-    stored_ = prefetch_ ? Partition{m_, 0, m_} : owned_;
     tau_ = options_.bsvrb_tau > 0 ? options_.bsvrb_tau : (version_ == 1 ? 0.5 : 1.0);
     if (version_ == 1 && d_ > 2000)
       throw Error("bsvrb1 keeps a dense " + std::to_string(d_) + "x" + std::to_string(d_) +
@@ -108,7 +100,7 @@ class Bsvrb : public Solver {
     storm_.reset(x_);
     g_new_ = g_old_ = x_now_ = x_then_ = Vector::Zero(x_.size());
     marked_.assign(std::size_t(x_.size()), 0);
-    blocks_.resize(stored_.count());
+    blocks_.resize(owned_.count());
     for (auto& b : blocks_) {
       b.y = b.y_prev = y0;
       b.s = Vector::Zero(d_);
@@ -150,9 +142,8 @@ class Bsvrb : public Solver {
     return x_;
   }
   Vector y() const override {
-    Vector out(owned_.count() * d_);
-    for (std::int64_t k = 0; k < owned_.count(); ++k)
-      out.segment(k * d_, d_) = state(owned_.begin + k).y;
+    Vector out(blocks_.size() * d_);
+    for (std::size_t k = 0; k < blocks_.size(); ++k) out.segment(k * d_, d_) = blocks_[k].y;
     return out;
   }
 
@@ -163,11 +154,9 @@ class Bsvrb : public Solver {
     {
       PhaseTimer timer(profile, &times_.sample);
       CpuTimer cpu(profile, &times_.rest_this_step);
-      sampled = next_sampled_t_ == t ? next_sampled_ : sample_blocks(t);
-      next_sampled_ = sample_blocks(t + 1);  // (its lent states travel in this iteration)
-      next_sampled_t_ = t + 1;
+      sampled = sample_blocks(t);
     }
-    update_blocks(t, sampled, false, &next_sampled_);
+    update_blocks(t, sampled);
     {
       PhaseTimer timer(profile, &times_.update);
       CpuTimer cpu(profile, &times_.rest_this_step);
@@ -228,8 +217,6 @@ class Bsvrb : public Solver {
                    detail::load_vector(file, group + "/storm_stamp", n, false),
                    detail::load_scalars(file, group + "/storm_scalars", 2));
     x_stale_ = true;
-    prefetched_for_ = -1;  // (the lent states come from the homes at the next step)
-    held_guests_.clear();
     load_blocks(file, group + "/y", d_, [](BlockState& b, const Vector& v) { b.y = v; });
     load_blocks(file, group + "/y_prev", d_, [](BlockState& b, const Vector& v) { b.y_prev = v; });
     load_blocks(file, group + "/s", d_, [](BlockState& b, const Vector& v) { b.s = v; });
@@ -406,66 +393,10 @@ class Bsvrb : public Solver {
     }
   }
 
-  // v2, prefetched states: what a block's work changes that the rank holding the block next
-  // cannot redo itself (s and u; y_prev, v_prev and last are set again by update_lower).
-  // v2: what the worker of block i in iteration t+1 needs of its state before iteration t:
-  // y, v, last, and s, u unless i is sampled in t (its new s, u then travel as a result).
-  // Not y_prev, v_prev: update_lower(t) sets them for a block sampled in t, and work_block
-  // sets them for the others (their last is not t).
-  std::int64_t next_size(bool sampled_now) const { return 1 + (sampled_now ? 2 : 4) * d_; }
-  void pack_next(const BlockState& b, bool sampled_now, double* out) const {
-    *out++ = double(b.last);
-    put(b.y, &out), put(b.v, &out);
-    if (!sampled_now) put(b.s, &out), put(b.u, &out);
-  }
-  void unpack_next(const double* in, bool sampled_now, BlockState* b) const {
-    b->last = std::int64_t(*in++);
-    get(&b->y, d_, 1, &in), get(&b->v, d_, 1, &in);
-    if (!sampled_now) get(&b->s, d_, 1, &in), get(&b->u, d_, 1, &in);
-    b->y_prev = b->y;
-    b->v_prev = b->v;
-  }
-  void pack_result(const BlockState& b, double* out) const {
-    put(b.s, &out), put(b.u, &out);
-  }
-  void unpack_result(const double* in, BlockState* b) const {
-    get(&b->s, d_, 1, &in), get(&b->u, d_, 1, &in);
-    if (b->last == 0) b->last = -1;  // as work_block does
-  }
-
-  // v2: whether this rank holds block i's current state (its home, or it works on it next).
-  bool holds(std::int64_t i) const {
-    return home(i) == rank_ ||
-           std::binary_search(held_guests_.begin(), held_guests_.end(), i);
-  }
-  // v2, when the previous iteration did not bring them: the states of the blocks lent in
-  // iteration t, from their homes to their workers (one Allgatherv).
-  void fetch_states(std::int64_t t, const std::vector<std::int64_t>& sampled,
-                    const std::vector<int>& worker) {
-    const std::int64_t out_max = out_size();
-    std::vector<int> counts(size_, 0), displs(size_, 0);
-    for (std::size_t k = 0; k < sampled.size(); ++k)
-      if (worker[k] != home(sampled[k])) counts[home(sampled[k])] += int(out_max);
-    for (int r = 1; r < size_; ++r) displs[r] = displs[r - 1] + counts[r - 1];
-    std::vector<double> states(std::size_t(displs.back() + counts.back()));
-    std::vector<int> next(displs), offset(sampled.size(), -1);
-    for (std::size_t k = 0; k < sampled.size(); ++k)
-      if (worker[k] != home(sampled[k])) {
-        offset[k] = next[home(sampled[k])];
-        next[home(sampled[k])] += int(out_max);
-        if (home(sampled[k]) == rank_) pack_out(state(sampled[k]), t, states.data() + offset[k]);
-      }
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, states.data(), counts.data(),
-                   displs.data(), MPI_DOUBLE, comm_);
-    for (std::size_t k = 0; k < sampled.size(); ++k)
-      if (offset[k] >= 0 && worker[k] == rank_)
-        unpack_out(states.data() + offset[k], &state(sampled[k]));
-  }
-
   // MSVR updates of the sampled blocks and the averaged G at the new and old points (into
   // g_new_ and g_old_, nonzero only at touched_).
   void update_blocks(std::int64_t t, const std::vector<std::int64_t>& sampled,
-                     bool full_data = false, const std::vector<std::int64_t>* next = nullptr) {
+                     bool full_data = false) {
     const std::int64_t count = std::int64_t(sampled.size());
     const bool profile = options_.bsvrb_profile && !full_data;
     double blocks_start = profile ? MPI_Wtime() : 0;
@@ -473,36 +404,10 @@ class Bsvrb : public Solver {
     double work_cpu = 0;  // CPU seconds inside work_block (MPI waits excluded)
     const std::vector<int> worker = assign_workers(sampled);
     const std::int64_t out_max = out_size(), back = back_size();
-    // v2: the states lent in this iteration arrived with the previous one's gather (else,
-    // at the first iteration, after a restart, or without a known sampled set: now); the
-    // blocks lent in the next one, and their workers.
-    std::vector<std::int64_t> next_lent;
-    std::vector<int> next_lent_worker;
-    if (prefetch_) {
-      if (prefetched_for_ != t) fetch_states(t, sampled, worker);
-      prefetched_for_ = -1;
-      if (next) {
-        const std::vector<int> next_worker = assign_workers(*next);
-        for (std::size_t k = 0; k < next->size(); ++k)
-          if (next_worker[k] != home((*next)[k])) {
-            next_lent.push_back((*next)[k]);
-            next_lent_worker.push_back(next_worker[k]);
-          }
-      }
-    }
-    // (sampled and next are sorted, so next_lent is)
-    auto lent_next = [&](std::int64_t i) {
-      return std::binary_search(next_lent.begin(), next_lent.end(), i);
-    };
-    // v2: the new s and u of a block travel when a rank other than its worker holds it next
-    const std::int64_t result = 2 * d_;
-    auto sends_result = [&](std::int64_t k) {
-      return prefetch_ && (worker[k] != home(sampled[k]) || lent_next(sampled[k]));
-    };
     // Blocks that change hands: states out to their workers (guests there), back afterwards.
     // (posted first, so that they travel while every rank makes the plans below)
     std::vector<std::int64_t> guests, lent;  // positions k in sampled
-    for (std::int64_t k = 0; k < count && !prefetch_; ++k) {
+    for (std::int64_t k = 0; k < count; ++k) {
       const int h = home(sampled[k]);
       if (worker[k] == rank_ && h != rank_) guests.push_back(k);
       if (h == rank_ && worker[k] != rank_) lent.push_back(k);
@@ -515,7 +420,7 @@ class Bsvrb : public Solver {
                 home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
     }
     for (std::size_t j = 0; j < lent.size(); ++j) {
-      const int size = pack_out(state(sampled[lent[j]]), t,
+      const int size = pack_out(blocks_[sampled[lent[j]] - owned_.begin], t,
                                 lent_states.data() + j * out_max);
       requests.emplace_back();
       MPI_Isend(lent_states.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
@@ -523,9 +428,7 @@ class Bsvrb : public Solver {
     }
     // Every rank knows every sampled block's samples and coupling rows (shared seed), so the
     // layout of the gathered values is known everywhere and only values travel: rank by
-    // rank, block by block, 2 |rows| values each (G_new, then G_old, on the rows), then
-    // (v2, sends_result) the block's new s and u; after the blocks, the states (before this
-    // iteration) of the next iteration's lent blocks whose home is the rank.
+    // rank, block by block, 2 |rows| values each (G_new, then G_old, on the rows).
     const bool gather = !collective_ && size_ > 1;
     std::vector<Plan> plans(static_cast<std::size_t>(count));
     std::vector<int> counts(gather ? size_ : 1, 0), displs(counts.size(), 0);
@@ -542,34 +445,18 @@ class Bsvrb : public Solver {
         plan.rows.resize(std::size_t(x_now_.size()));
         std::iota(plan.rows.begin(), plan.rows.end(), 0);
       }
-      counts[gather ? worker[std::size_t(k)] : 0] +=
-          int(2 * plan.rows.size() + (sends_result(k) ? result : 0));
+      counts[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size());
     }
-    auto sampled_now = [&](std::int64_t i) {
-      return std::binary_search(sampled.begin(), sampled.end(), i);
-    };
-    for (std::int64_t i : next_lent) counts[home(i)] += int(next_size(sampled_now(i)));
     for (std::size_t r = 1; r < counts.size(); ++r) displs[r] = displs[r - 1] + counts[r - 1];
-    std::vector<int> next_lent_offset;
     {
       std::vector<int> next(displs);
       for (std::int64_t k = 0; k < count; ++k) {
         Plan& plan = plans[std::size_t(k)];
         plan.offset = next[gather ? worker[std::size_t(k)] : 0];
-        next[gather ? worker[std::size_t(k)] : 0] +=
-            int(2 * plan.rows.size() + (sends_result(k) ? result : 0));
-      }
-      for (std::int64_t i : next_lent) {
-        next_lent_offset.push_back(next[home(i)]);
-        next[home(i)] += int(next_size(sampled_now(i)));
+        next[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size());
       }
     }
     std::vector<double> values(std::size_t(displs.back() + counts.back()));
-    // (before this rank's block work changes them)
-    for (std::size_t j = 0; j < next_lent.size(); ++j)
-      if (home(next_lent[j]) == rank_)
-        pack_next(state(next_lent[j]), sampled_now(next_lent[j]),
-                  values.data() + next_lent_offset[j]);
     // x after iterations t-1 and t-2 on the rows this rank's blocks read.
     storm_.prepare(t);
     for (std::int64_t k = 0; k < count; ++k) {
@@ -601,19 +488,14 @@ class Bsvrb : public Solver {
       MPI_Isend(guest_states.data() + j * out_max, int(back), MPI_DOUBLE,
                 home(sampled[guests[j]]), kStateBack, comm_, &requests.back());
     }
-    auto works_in_place = [&](std::int64_t k) {
-      return worker[k] == rank_ && (prefetch_ || home(sampled[k]) == rank_);
-    };
-    for (std::int64_t k = 0; k < count; ++k) {
-      if (!works_in_place(k)) continue;
-      double* out = values.data() + plans[k].offset;
-      work_block(t, sampled[k], plans[k], &state(sampled[k]), out,
-                 profile ? &work_cpu : nullptr);
-      if (sends_result(k)) pack_result(state(sampled[k]), out + 2 * plans[k].rows.size());
-    }
+    for (std::int64_t k = 0; k < count; ++k)
+      if (worker[k] == rank_ && home(sampled[k]) == rank_)
+        work_block(t, sampled[k], plans[k], &blocks_[sampled[k] - owned_.begin],
+                   values.data() + plans[k].offset, profile ? &work_cpu : nullptr);
     if (profile) {
       times_.blocks_done += std::int64_t(guests.size());
-      for (std::int64_t k = 0; k < count; ++k) times_.blocks_done += works_in_place(k);
+      for (std::int64_t k = 0; k < count; ++k)
+        times_.blocks_done += worker[k] == rank_ && home(sampled[k]) == rank_;
       times_.blocks += MPI_Wtime() - blocks_start;
       // this iteration's block work, the previous iteration's rest (and this one's so far)
       double cpu[2] = {work_cpu, times_.rest_this_step};
@@ -632,24 +514,7 @@ class Bsvrb : public Solver {
                      displs.data(), MPI_DOUBLE, comm_);
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
     for (std::size_t j = 0; j < lent.size(); ++j)
-      unpack_back(lent_states.data() + j * back, &state(sampled[lent[j]]));
-    if (prefetch_) {
-      // The states this rank works on next, as they were before this iteration, then this
-      // iteration's s, u of its own blocks worked elsewhere and of the blocks it holds next
-      // (update_lower completes them).
-      held_guests_.clear();
-      for (std::size_t j = 0; j < next_lent.size(); ++j)
-        if (next_lent_worker[j] == rank_) {
-          unpack_next(values.data() + next_lent_offset[j], sampled_now(next_lent[j]),
-                      &state(next_lent[j]));
-          held_guests_.push_back(next_lent[j]);
-        }
-      for (std::int64_t k = 0; k < count; ++k)
-        if (sends_result(k) && holds(sampled[k]))
-          unpack_result(values.data() + plans[k].offset + 2 * plans[k].rows.size(),
-                        &state(sampled[k]));
-      if (next) prefetched_for_ = t + 1;
-    }
+      unpack_back(lent_states.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
     // Sum the blocks in block order, whoever computed them: the same sums at any rank count.
     CpuTimer sum_cpu(profile, &times_.rest_this_step);
     for (const Plan& plan : plans) {
@@ -766,12 +631,12 @@ class Bsvrb : public Solver {
         b.y -= tau_ * b.s;
       }
       for (std::int64_t i : sampled)
-        if (i >= owned_.begin && i < owned_.end) state(i).last = t;
+        if (i >= owned_.begin && i < owned_.end) blocks_[i - owned_.begin].last = t;
       return;
     }
     for (std::int64_t i : sampled) {
-      if (prefetch_ ? !holds(i) : (i < owned_.begin || i >= owned_.end)) continue;
-      BlockState& b = state(i);
+      if (i < owned_.begin || i >= owned_.end) continue;
+      BlockState& b = blocks_[i - owned_.begin];
       // (v2: y_prev, v_prev are only kept for the blocks updated last; work_block refreshes
       // the others, so no O(m d) copy per iteration)
       b.y_prev = b.y;
@@ -796,7 +661,7 @@ class Bsvrb : public Solver {
       x();                   // materialized
       double upper = 0.0, lower = 0.0;
       std::vector<Vector> ys;
-      for (std::int64_t i = owned_.begin; i < owned_.end; ++i) ys.push_back(state(i).y);
+      for (const BlockState& b : blocks_) ys.push_back(b.y);
       problem_->sum_objectives(x_, owned_.begin, ys, &upper, &lower);
       if (!collective_) {
         double sums[2] = {upper, lower};
@@ -826,10 +691,8 @@ class Bsvrb : public Solver {
 
   template <class Get>
   void save_blocks(h5::File& file, const std::string& path, std::int64_t cols, Get get) const {
-    // (the blocks this rank owns, also when it keeps replicas of all)
-    RowMatrix data(owned_.count(), cols);
-    for (std::int64_t k = 0; k < owned_.count(); ++k)
-      data.row(k) = get(state(owned_.begin + k)).transpose();
+    RowMatrix data(std::int64_t(blocks_.size()), cols);
+    for (std::size_t k = 0; k < blocks_.size(); ++k) data.row(k) = get(blocks_[k]).transpose();
     if (collective_) {
       h5::write(file, path, std::vector<double>(data.data(), data.data() + data.size()),
                 {std::uint64_t(data.rows()), std::uint64_t(cols)});
@@ -847,7 +710,7 @@ class Bsvrb : public Solver {
     check_all(comm_, std::int64_t(data.size()) == owned_.count() * cols,
               "checkpoint " + file.path() + ": " + path + " does not match this problem");
     for (std::int64_t k = 0; k < owned_.count(); ++k)
-      set(state(owned_.begin + k), Eigen::Map<const Vector>(data.data() + k * cols, cols));
+      set(blocks_[k], Eigen::Map<const Vector>(data.data() + k * cols, cols));
   }
 
   Options options_;
@@ -858,17 +721,7 @@ class Bsvrb : public Solver {
   int rank_ = 0, size_ = 1;
   std::int64_t m_ = 0, d_ = 0;
   bool collective_ = false;
-  Partition owned_;              // the blocks this rank answers for (output, objectives)
-  bool prefetch_ = false;        // v2 at several ranks: lent states travel in the gathers
-  Partition stored_;             // the blocks this rank has room for (owned_, or all)
-  std::int64_t prefetched_for_ = -1;       // the iteration whose lent states are here
-  std::vector<std::int64_t> held_guests_;  // other homes' blocks this rank works on next
-  std::vector<std::int64_t> next_sampled_;  // sample_blocks(next_sampled_t_)
-  std::int64_t next_sampled_t_ = -1;
-  BlockState& state(std::int64_t block) { return blocks_[std::size_t(block - stored_.begin)]; }
-  const BlockState& state(std::int64_t block) const {
-    return blocks_[std::size_t(block - stored_.begin)];
-  }
+  Partition owned_;
   double tau_ = 1.0;
   mutable Vector x_;             // x after the last iteration (materialized on demand)
   mutable bool x_stale_ = false;
