@@ -98,7 +98,10 @@ TEST(AlsketchLarge, PoissonIterativePresetsAgreeWithMumps) {
   Options options;
   options.dense_limit = 100;
   options.ksp_preset = "mumps";
-  Solution exact = solve(*problem, "ksp", 20, options);
+  // KKT 1e-8 for the reference too: its exact first step also ends at the round-off floor
+  // explained below (at 3 ranks MUMPS' step sometimes lands at KKT 1.1e-9, and 1e-9 then
+  // stalls in backtracking).
+  Solution exact = solve(*problem, "ksp", 20, options, 1e-8);
   EXPECT_EQ(exact.summary.kkt_setups, 1);
   // fieldsplit: MINRES + Schur block preconditioner; schur: CG on S = G B^-1 G^T, dx from dl.
   for (const char* preset : {"fieldsplit", "schur"}) {
