@@ -66,16 +66,23 @@ std::shared_ptr<BlockProblem> logistic_blocks(MPI_Comm comm, std::int64_t m) {
   return make_multiblock_problem(comm, X_train, y_train, X_val, y_val, m, 1e-2);
 }
 
-TEST_P(BsvrbMethods, SameIteratesAtAnyRankCount) {
-  const std::int64_t m = 7;
-  Options options = bsvrb_settings(GetParam());
+// 3 of the blocks per iteration, 8 samples each, steps large enough that x moves in 40
+// iterations.
+Options moving_settings(const std::string& method, std::uint64_t seed) {
+  Options options = bsvrb_settings(method);
   options.bsvrb_blocks = 3;
   options.batch = 8;
   options.bsvrb_lr_x = 0.5;
   options.bsvrb_alpha = 0.9;
   options.bsvrb_gamma = 1.0;
   options.bsvrb_beta = 0.9;
-  options.seed = 17;
+  options.seed = seed;
+  return options;
+}
+
+TEST_P(BsvrbMethods, SameIteratesAtAnyRankCount) {
+  const std::int64_t m = 7;
+  const Options options = moving_settings(GetParam(), 17);
   auto distributed = make_block_solver(options, logistic_blocks(MPI_COMM_WORLD, m));
   auto single = make_block_solver(options, logistic_blocks(MPI_COMM_SELF, m));
   for (std::int64_t t = 1; t <= 40; ++t) {
@@ -95,14 +102,7 @@ TEST_P(BsvrbMethods, SameIteratesAtAnyRankCount) {
 // the run exactly: 25 + 15 iterations end bit-for-bit where 40 end, x, y and the stationarity.
 TEST_P(BsvrbMethods, CheckpointRestoresTheRunExactly) {
   const std::int64_t m = 7;
-  Options options = bsvrb_settings(GetParam());
-  options.bsvrb_blocks = 3;
-  options.batch = 8;
-  options.bsvrb_lr_x = 0.5;
-  options.bsvrb_alpha = 0.9;
-  options.bsvrb_gamma = 1.0;
-  options.bsvrb_beta = 0.9;
-  options.seed = 23;
+  const Options options = moving_settings(GetParam(), 23);
   auto uninterrupted = make_block_solver(options, logistic_blocks(MPI_COMM_WORLD, m));
   auto first = make_block_solver(options, logistic_blocks(MPI_COMM_WORLD, m));
   for (std::int64_t t = 1; t <= 25; ++t) {
