@@ -16,7 +16,7 @@ import os
 import tempfile
 
 # relu_script first: it limits the BLAS threads of numpy and CVXOPT.
-from relu_script import (check, check_across_ranks, check_converged, check_rejected, finish, run,
+from relu_script import (check, check_across_ranks, check_rejected, converged_runs, finish, run,
                          write)
 import h5py
 import numpy as np
@@ -51,7 +51,7 @@ def cvxopt_robust(X, y, gates, beta, eps):
     min beta sum t_j + sum xi_k
     s.t. ||u_j||_2 <= t_j;  |u_j| <= a_j;  E_kj x_k^T u_j >= eps 1^T a_j;
          z_k = sum_j SD_kj u_j, |z_k| <= b_k;  xi_k >= 0, xi_k >= 1 - y_k x_k^T z_k + eps 1^T b_k."""
-    from cvxopt import matrix, solvers, spmatrix, sparse
+    from cvxopt import matrix, solvers, spmatrix
     n, d = X.shape
     raw = d - 1
     P = gates.shape[0]
@@ -124,16 +124,10 @@ def main():
               "-tol", "1e-6", "-record_every", "1000", "-max_it", "100"]
 
     objectives, gates_seen = [], []
-    for ranks in (1, 2, 3):
-        p = run(common + ["-output", f"run{ranks}.h5"], ranks)
-        check(p.returncode == 0, f"adversarial training at {ranks} rank(s) exits 0")
-        if p.returncode != 0:
-            continue
-        with h5py.File(f"run{ranks}.h5", "r") as f:
-            check_converged(f, ranks)
-            gates, V, W = f["solution/gates"][()], f["solution/v"][()], f["solution/w"][()]
-            check("robust_train_accuracy" in f["history"], "history has robust_train_accuracy")
-            stored = f["solution"].attrs["objective"]
+    for ranks, f in converged_runs(common, "adversarial training"):
+        gates, V, W = f["solution/gates"][()], f["solution/v"][()], f["solution/w"][()]
+        check("robust_train_accuracy" in f["history"], "history has robust_train_accuracy")
+        stored = f["solution"].attrs["objective"]
         obj = robust_objective(Xb, y, gates, V, W, beta, eps)
         check(abs(obj - stored) <= 1e-8 * abs(obj), f"{ranks} rank(s): /solution objective {stored:.10g} "
                                                     f"is the robust objective of (v, w) {obj:.10g}")

@@ -14,7 +14,7 @@ import os
 import tempfile
 
 # relu_script first: it limits the BLAS threads of numpy and CVXOPT.
-from relu_script import (check, check_across_ranks, check_converged, check_rejected, finish, run,
+from relu_script import (check, check_across_ranks, check_rejected, converged_runs, finish, run,
                          write)
 import h5py
 import numpy as np
@@ -47,7 +47,7 @@ def cvxopt_objective(X, y, gates, beta):
     nu = K * d
     nx = nu + K + 1  # u, t, r
     F = np.zeros((n, nu))
-    rows, h_rows = [], []
+    rows = []
     for j in range(K):
         i, sign = j % P, (1.0 if j < P else -1.0)
         F[:, j * d:(j + 1) * d] = sign * D[:, [i]] * X
@@ -98,16 +98,10 @@ def main():
               "-tol", "1e-6", "-record_every", "200", "-max_it", "100"]
 
     objectives, gates_seen = [], []
-    for ranks in (1, 2, 3):
-        p = run(common + ["-output", f"run{ranks}.h5"], ranks)
-        check(p.returncode == 0, f"training at {ranks} rank(s) exits 0")
-        if p.returncode != 0:
-            continue
-        with h5py.File(f"run{ranks}.h5", "r") as f:
-            check_converged(f, ranks)
-            gates, V, W = f["solution/gates"][()], f["solution/v"][()], f["solution/w"][()]
-            W1, w2 = f["solution/W1"][()], f["solution/w2"][()]
-            check("test_accuracy" in f["history"], "history has test_accuracy")
+    for ranks, f in converged_runs(common, "training"):
+        gates, V, W = f["solution/gates"][()], f["solution/v"][()], f["solution/w"][()]
+        W1, w2 = f["solution/W1"][()], f["solution/w2"][()]
+        check("test_accuracy" in f["history"], "history has test_accuracy")
         obj = convex_objective(X, y, gates, V, W, beta)
         objectives.append(obj)
         gates_seen.append(gates)

@@ -66,6 +66,19 @@ def check_converged(f, ranks):
     check(status == "converged", f"{ranks} rank(s): status {status}")
 
 
+def converged_runs(common, what):
+    """Trains with the arguments `common` at 1, 2 and 3 ranks (run1.h5, run2.h5, run3.h5),
+    checking each exits 0 and converges; yields (ranks, f) with f the open run file."""
+    for ranks in (1, 2, 3):
+        p = run(common + ["-output", f"run{ranks}.h5"], ranks)
+        check(p.returncode == 0, f"{what} at {ranks} rank(s) exits 0")
+        if p.returncode != 0:
+            continue
+        with h5py.File(f"run{ranks}.h5", "r") as f:
+            check_converged(f, ranks)
+            yield ranks, f
+
+
 def check_across_ranks(objectives, gates_seen, reference):
     """Runs at 1, 2, 3 ranks: the same gates, objectives within 1e-5 relative, and each within
     1e-4 of reference(gates) -> (objective, solver status), an independent CVXOPT solve
