@@ -120,9 +120,11 @@ class BlockProblem {
   // Dense d2g_i/dy2 (bsvrb1); default: columns from lower_block_hvp.
   virtual Matrix lower_block_hessian(std::int64_t i, const Vector& x, const Vector& y,
                                      const Sample& sample = Sample::all()) const;
-  // False when coupling_rows does not depend on the upper sample (BSVRB then draws the
-  // upper samples only of the blocks it works on).
-  virtual bool coupling_rows_use_upper() const { return true; }
+  // At most how many coupling rows a block has on minibatches of `lower_count` lower and
+  // `upper_count` upper samples (the population for the full data): BSVRB sizes each
+  // block's slot in its exchange with it. Default upper_dim(), i.e. no bound.
+  virtual std::int64_t max_coupling_rows(std::int64_t lower_count,
+                                         std::int64_t upper_count) const;
   // The entries of x where block i's grad_x of upper_block (at `upper`) and hxy_v of
   // lower_block_hvp (at `lower`) can be nonzero, sorted and unique; false (the default) when
   // they may be anywhere. They must also be the only entries of x that block i's

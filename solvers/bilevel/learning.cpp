@@ -496,7 +496,9 @@ class MultiBlockProblem : public BlockProblem {
   }
   // x weighs the training samples: the upper terms do not depend on x, and d2g_i/dxdy v is
   // nonzero only on the sampled training rows.
-  bool coupling_rows_use_upper() const override { return false; }
+  std::int64_t max_coupling_rows(std::int64_t lower_count, std::int64_t) const override {
+    return std::min(lower_count, upper_dim());
+  }
   bool coupling_rows(std::int64_t, const Sample& lower, const Sample&,
                      std::vector<std::int64_t>* rows) const override {
     if (lower.full) return false;

@@ -101,6 +101,9 @@ bool BlockProblem::coupling_rows(std::int64_t, const Sample&, const Sample&,
                                  std::vector<std::int64_t>*) const {
   return false;
 }
+std::int64_t BlockProblem::max_coupling_rows(std::int64_t, std::int64_t) const {
+  return upper_dim();
+}
 
 Vector solve_lower(const Problem& problem, const Vector& x, Vector y, double tol,
                    std::int64_t max_it) {
