@@ -423,26 +423,29 @@ class Bsvrb : public Solver {
     const std::vector<int> worker = assign_workers(sampled);
     const std::int64_t out_max = out_size(), back = back_size();
     // Blocks that change hands: states out to their workers (guests there), back afterwards.
-    // (posted first, so that they travel while every rank makes the plans below)
+    // (all posted first, so that they travel while every rank makes its plans and works on
+    // its own blocks)
     std::vector<std::int64_t> guests, lent;  // positions k in sampled
     for (std::int64_t k = 0; k < count; ++k) {
       const int h = home(sampled[k]);
       if (worker[k] == rank_ && h != rank_) guests.push_back(k);
       if (h == rank_ && worker[k] != rank_) lent.push_back(k);
     }
-    std::vector<double> guest_states(guests.size() * out_max), lent_states(lent.size() * out_max);
-    std::vector<MPI_Request> requests;
-    for (std::size_t j = 0; j < guests.size(); ++j) {
-      requests.emplace_back();
-      MPI_Irecv(guest_states.data() + j * out_max, int(out_max), MPI_DOUBLE,
-                home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
-    }
+    guest_states_.resize(guests.size() * out_max);  // (kept: not zeroed every iteration)
+    lent_states_.resize(lent.size() * out_max);
+    returned_states_.resize(lent.size() * back);
+    std::vector<MPI_Request> guests_in(guests.size()), lent_out(lent.size()),
+        lent_back(lent.size()), guests_back;
+    for (std::size_t j = 0; j < guests.size(); ++j)
+      MPI_Irecv(guest_states_.data() + j * out_max, int(out_max), MPI_DOUBLE,
+                home(sampled[guests[j]]), kStateOut, comm_, &guests_in[j]);
     for (std::size_t j = 0; j < lent.size(); ++j) {
       const int size = pack_out(blocks_[sampled[lent[j]] - owned_.begin], t,
-                                lent_states.data() + j * out_max);
-      requests.emplace_back();
-      MPI_Isend(lent_states.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
-                comm_, &requests.back());
+                                lent_states_.data() + j * out_max);
+      MPI_Isend(lent_states_.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
+                comm_, &lent_out[j]);
+      MPI_Irecv(returned_states_.data() + j * back, int(back), MPI_DOUBLE, worker[lent[j]],
+                kStateBack, comm_, &lent_back[j]);
     }
     // The gathered message (max_rows): each rank fills the slots of the blocks it works on.
     const bool gather = !collective_ && size_ > 1;
@@ -486,31 +489,32 @@ class Bsvrb : public Solver {
       }
     }
     if (profile) times_.rest_this_step += double(std::clock() - plan_start) / CLOCKS_PER_SEC;
-    // Complete the moves before working: a state larger than MPI's eager limit (v1, or v2 with
-    // a large d) goes by rendezvous, which only progresses while both ranks are inside MPI (a
-    // lent state would otherwise arrive after its home rank's own block work).
-    MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
-    requests.clear();
-    for (std::size_t j = 0; j < lent.size(); ++j) {
-      requests.emplace_back();
-      MPI_Irecv(lent_states.data() + j * back, int(back), MPI_DOUBLE, worker[lent[j]],
-                kStateBack, comm_, &requests.back());
+    // This rank's own blocks first, then the guests: a lent state travels while both ranks
+    // work, instead of both waiting for it before any work. A state above MPI's eager limit
+    // (v1, v2 with a large d) goes by rendezvous; with a single-copy transport (Open MPI's
+    // vader uses CMA) the receiver completes it alone, else the test between the lender's
+    // blocks moves it along.
+    for (std::int64_t k = 0; k < count; ++k) {
+      if (worker[k] != rank_ || home(sampled[k]) != rank_) continue;
+      work_block(t, sampled[k], plans[k], &blocks_[sampled[k] - owned_.begin],
+                 values_.data() + slot_of[k], profile ? &work_cpu : nullptr);
+      if (!lent.empty()) {
+        int done = 0;
+        MPI_Testall(int(lent_out.size()), lent_out.data(), &done, MPI_STATUSES_IGNORE);
+      }
     }
+    MPI_Waitall(int(guests_in.size()), guests_in.data(), MPI_STATUSES_IGNORE);
     std::vector<BlockState> guest_blocks(guests.size());
     for (std::size_t j = 0; j < guests.size(); ++j) {
-      unpack_out(guest_states.data() + j * out_max, &guest_blocks[j]);
+      unpack_out(guest_states_.data() + j * out_max, &guest_blocks[j]);
       const std::int64_t k = guests[j];
       work_block(t, sampled[k], plans[k], &guest_blocks[j], values_.data() + slot_of[k],
                  profile ? &work_cpu : nullptr);
-      pack_back(guest_blocks[j], guest_states.data() + j * out_max);
-      requests.emplace_back();
-      MPI_Isend(guest_states.data() + j * out_max, int(back), MPI_DOUBLE,
-                home(sampled[guests[j]]), kStateBack, comm_, &requests.back());
+      pack_back(guest_blocks[j], guest_states_.data() + j * out_max);
+      guests_back.emplace_back();
+      MPI_Isend(guest_states_.data() + j * out_max, int(back), MPI_DOUBLE,
+                home(sampled[guests[j]]), kStateBack, comm_, &guests_back.back());
     }
-    for (std::int64_t k = 0; k < count; ++k)
-      if (worker[k] == rank_ && home(sampled[k]) == rank_)
-        work_block(t, sampled[k], plans[k], &blocks_[sampled[k] - owned_.begin],
-                   values_.data() + slot_of[k], profile ? &work_cpu : nullptr);
     if (profile) {
       times_.blocks_done += std::int64_t(guests.size());
       for (std::int64_t k = 0; k < count; ++k)
@@ -531,9 +535,11 @@ class Bsvrb : public Solver {
     if (gather)
       MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, values_.data(), counts.data(),
                      displs.data(), MPI_DOUBLE, comm_);
-    MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+    MPI_Waitall(int(lent_out.size()), lent_out.data(), MPI_STATUSES_IGNORE);
+    MPI_Waitall(int(guests_back.size()), guests_back.data(), MPI_STATUSES_IGNORE);
+    MPI_Waitall(int(lent_back.size()), lent_back.data(), MPI_STATUSES_IGNORE);
     for (std::size_t j = 0; j < lent.size(); ++j)
-      unpack_back(lent_states.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
+      unpack_back(returned_states_.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
     // Sum the blocks in block order, whoever computed them: the same sums at any rank count.
     CpuTimer sum_cpu(profile, &times_.rest_this_step);
     for (std::int64_t k = 0; k < count; ++k) {
@@ -757,6 +763,7 @@ class Bsvrb : public Solver {
   PhaseTimes times_;
   Vector g_new_, g_old_;               // the averaged G at the new and old points
   std::vector<double> values_;         // the gathered message (max_rows; kept, not reallocated)
+  std::vector<double> guest_states_, lent_states_, returned_states_;  // block states moved
   std::vector<Eigen::Index> touched_;  // where g_new_, g_old_ may be nonzero (unique)
   std::vector<char> marked_;           // marked_[r]: r is in touched_
 };
