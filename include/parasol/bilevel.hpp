@@ -151,6 +151,13 @@ class BlockProblem {
   virtual std::vector<std::string> metric_names() const { return {}; }
   // Collective; `y_local` holds the blocks this rank owns, in order.
   virtual std::vector<double> metrics(const Vector& x, const std::vector<Vector>& y_local) const;
+  // A history row's full-data evaluation (collective): the upper and lower objectives summed
+  // over all blocks, and metrics(). Each rank passes its own blocks (first, ys: consecutive,
+  // in rank order; all of them when collective_blocks()). Default: sum_objectives over each
+  // rank's blocks, summed over ranks, then metrics(); problems whose blocks share data can
+  // split the data over the ranks instead.
+  virtual void evaluate(const Vector& x, std::int64_t first, const std::vector<Vector>& ys,
+                        double* upper, double* lower, std::vector<double>* metrics) const;
   virtual bool known_solution(Vector* x) const;
 };
 

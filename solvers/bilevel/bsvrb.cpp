@@ -690,18 +690,13 @@ class Bsvrb : public Solver {
       x();                   // materialized
       double upper = 0.0, lower = 0.0;
       std::vector<Vector> ys;
+      std::vector<double> metrics;
       for (const BlockState& b : blocks_) ys.push_back(b.y);
-      problem_->sum_objectives(x_, owned_.begin, ys, &upper, &lower);
-      if (!collective_) {
-        double sums[2] = {upper, lower};
-        detail::allreduce_sum(comm_, sums, 2);
-        upper = sums[0];
-        lower = sums[1];
-      }
+      problem_->evaluate(x_, owned_.begin, ys, &upper, &lower, &metrics);
       last_.objective = upper / double(m_);
       last_.fields = {lower / double(m_), 0.0};
       if (have_solution_) last_.fields.push_back((x_ - x_star_).norm() / x_star_.norm());
-      for (double value : problem_->metrics(x_, ys)) last_.fields.push_back(value);
+      for (double value : metrics) last_.fields.push_back(value);
     }
     StepReport report = last_;
     report.fields[1] = storm_.z_norm();
