@@ -12,8 +12,7 @@
 // Blocks are owned by ranks (Partition::block over m) and balanced per iteration; each
 // block's worker sends its coupling rows and G values in one Allgatherv (fixed-size slots),
 // and every rank adds them in block order: the iterates are bit-for-bit the same at any
-// rank count. x and z are updated lazily on the touched rows
-// only (lazy_storm.hpp).
+// rank count. x and z are updated lazily on the touched rows only (lazy_storm.hpp).
 #include <parasol/error.hpp>
 #include <parasol/partition.hpp>
 #include <parasol/random.hpp>
