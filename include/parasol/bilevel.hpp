@@ -120,9 +120,11 @@ class BlockProblem {
   // Dense d2g_i/dy2 (bsvrb1); default: columns from lower_block_hvp.
   virtual Matrix lower_block_hessian(std::int64_t i, const Vector& x, const Vector& y,
                                      const Sample& sample = Sample::all()) const;
-  // False when coupling_rows does not depend on the upper sample (BSVRB then draws the
-  // upper samples only of the blocks it works on).
-  virtual bool coupling_rows_use_upper() const { return true; }
+  // At most how many coupling rows a block has on minibatches of `lower_count` lower and
+  // `upper_count` upper samples (the population for the full data): BSVRB sizes each
+  // block's slot in its exchange with it. Default upper_dim(), i.e. no bound.
+  virtual std::int64_t max_coupling_rows(std::int64_t lower_count,
+                                         std::int64_t upper_count) const;
   // The entries of x where block i's grad_x of upper_block (at `upper`) and hxy_v of
   // lower_block_hvp (at `lower`) can be nonzero, sorted and unique; false (the default) when
   // they may be anywhere. They must also be the only entries of x that block i's
@@ -149,6 +151,13 @@ class BlockProblem {
   virtual std::vector<std::string> metric_names() const { return {}; }
   // Collective; `y_local` holds the blocks this rank owns, in order.
   virtual std::vector<double> metrics(const Vector& x, const std::vector<Vector>& y_local) const;
+  // A history row's full-data evaluation (collective): the upper and lower objectives summed
+  // over all blocks, and metrics(). Each rank passes its own blocks (first, ys: consecutive,
+  // in rank order; all of them when collective_blocks()). Default: sum_objectives over each
+  // rank's blocks, summed over ranks, then metrics(); problems whose blocks share data can
+  // split the data over the ranks instead.
+  virtual void evaluate(const Vector& x, std::int64_t first, const std::vector<Vector>& ys,
+                        double* upper, double* lower, std::vector<double>* metrics) const;
   virtual bool known_solution(Vector* x) const;
 };
 

@@ -9,11 +9,10 @@
 //   STORM z <- (1-beta)(z - G_old) + G_new,  x <- x - eta z
 //   v1: every block y_i <- y_i - tau s_i;  v2: sampled blocks only, lazily scaled by the
 //   iterations d_i since their last update: y_i <- y_i - tau d_i s_i, v_i <- P(v_i - tau_v d_i u_i).
-// Blocks are owned by ranks (Partition::block over m) and balanced per iteration; every
-// rank knows each sampled block's samples and coupling rows from the shared seed, so only
-// the G values travel (one Allgatherv) and are added in block order: the iterates are
-// bit-for-bit the same at any rank count. x and z are updated lazily on the touched rows
-// only (lazy_storm.hpp).
+// Blocks are owned by ranks (Partition::block over m) and balanced per iteration; each
+// block's worker sends its coupling rows and G values in one Allgatherv (fixed-size slots),
+// and every rank adds them in block order: the iterates are bit-for-bit the same at any
+// rank count. x and z are updated lazily on the touched rows only (lazy_storm.hpp).
 #include <parasol/error.hpp>
 #include <parasol/partition.hpp>
 #include <parasol/random.hpp>
@@ -23,6 +22,8 @@
 #include <cstdio>
 #include <ctime>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 
 #include "common.hpp"
 #include "lazy_storm.hpp"
@@ -275,14 +276,30 @@ class Bsvrb : public Solver {
     return eig.eigenvectors() * (eig.eigenvectors().transpose() * r).cwiseQuotient(values);
   }
 
-  // What every rank knows about a sampled block without communication (shared seed): its
-  // samples, the rows of x it reads and whose G entries it produces (all rows when the
-  // problem does not say), and where its values lie in the gathered buffer.
+  // A block this rank works on: its samples (from the shared seed) and the rows of x it
+  // reads and whose G entries it produces (all rows when the problem does not say).
   struct Plan {
     Sample lower, upper;
     std::vector<std::int64_t> rows;
-    std::int64_t offset = 0;
   };
+
+  // The gathered message: one slot per sampled block, rank by rank (each rank's blocks in
+  // block order). A slot is [n, the block's n coupling rows, G_new on them, G_old on them],
+  // padded to the most coupling rows a block can have, so that every slot's place follows
+  // from the worker assignment alone: no counts exchange, and no rank draws the minibatches
+  // of blocks it does not work on.
+  std::int64_t max_rows(bool full_data) const {
+    const std::int64_t n = problem_->upper_dim();
+    if (full_data) return n;
+    // (the sample sizes as draw_sample makes them: the population when the batch covers it)
+    const auto drawn = [this](std::int64_t population) {
+      return options_.batch <= 0 || options_.batch >= population ? population : options_.batch;
+    };
+    const std::int64_t bound = problem_->max_coupling_rows(drawn(problem_->lower_samples()),
+                                                           drawn(problem_->upper_samples()));
+    return std::clamp<std::int64_t>(bound, 0, n);
+  }
+  static std::int64_t slot_size(std::int64_t max_rows) { return 1 + 3 * max_rows; }
 
   // Who works on each sampled block this iteration. Normally its home rank (the owner of its
   // state); a rank with more sampled blocks than its share hands the excess, with the state,
@@ -405,93 +422,98 @@ class Bsvrb : public Solver {
     const std::vector<int> worker = assign_workers(sampled);
     const std::int64_t out_max = out_size(), back = back_size();
     // Blocks that change hands: states out to their workers (guests there), back afterwards.
-    // (posted first, so that they travel while every rank makes the plans below)
+    // (all posted first, so that they travel while every rank makes its plans and works on
+    // its own blocks)
     std::vector<std::int64_t> guests, lent;  // positions k in sampled
     for (std::int64_t k = 0; k < count; ++k) {
       const int h = home(sampled[k]);
       if (worker[k] == rank_ && h != rank_) guests.push_back(k);
       if (h == rank_ && worker[k] != rank_) lent.push_back(k);
     }
-    std::vector<double> guest_states(guests.size() * out_max), lent_states(lent.size() * out_max);
-    std::vector<MPI_Request> requests;
-    for (std::size_t j = 0; j < guests.size(); ++j) {
-      requests.emplace_back();
-      MPI_Irecv(guest_states.data() + j * out_max, int(out_max), MPI_DOUBLE,
-                home(sampled[guests[j]]), kStateOut, comm_, &requests.back());
-    }
+    guest_states_.resize(guests.size() * out_max);  // (kept: not zeroed every iteration)
+    lent_states_.resize(lent.size() * out_max);
+    returned_states_.resize(lent.size() * back);
+    std::vector<MPI_Request> guests_in(guests.size()), lent_out(lent.size()),
+        lent_back(lent.size()), guests_back;
+    for (std::size_t j = 0; j < guests.size(); ++j)
+      MPI_Irecv(guest_states_.data() + j * out_max, int(out_max), MPI_DOUBLE,
+                home(sampled[guests[j]]), kStateOut, comm_, &guests_in[j]);
     for (std::size_t j = 0; j < lent.size(); ++j) {
       const int size = pack_out(blocks_[sampled[lent[j]] - owned_.begin], t,
-                                lent_states.data() + j * out_max);
-      requests.emplace_back();
-      MPI_Isend(lent_states.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
-                comm_, &requests.back());
+                                lent_states_.data() + j * out_max);
+      MPI_Isend(lent_states_.data() + j * out_max, size, MPI_DOUBLE, worker[lent[j]], kStateOut,
+                comm_, &lent_out[j]);
+      MPI_Irecv(returned_states_.data() + j * back, int(back), MPI_DOUBLE, worker[lent[j]],
+                kStateBack, comm_, &lent_back[j]);
     }
-    // Every rank knows every sampled block's samples and coupling rows (shared seed), so the
-    // layout of the gathered values is known everywhere and only values travel: rank by
-    // rank, block by block, 2 |rows| values each (G_new, then G_old, on the rows).
+    // The gathered message (max_rows): each rank fills the slots of the blocks it works on.
     const bool gather = !collective_ && size_ > 1;
-    std::vector<Plan> plans(static_cast<std::size_t>(count));
+    const std::int64_t row_cap = max_rows(full_data), slot = slot_size(row_cap);
+    std::vector<std::int64_t> slot_of(std::size_t(count), 0);  // where block k's slot starts
     std::vector<int> counts(gather ? size_ : 1, 0), displs(counts.size(), 0);
+    for (std::int64_t k = 0; k < count; ++k) counts[gather ? worker[k] : 0] += int(slot);
+    for (std::size_t r = 1; r < counts.size(); ++r) displs[r] = displs[r - 1] + counts[r - 1];
+    {
+      std::vector<int> next(displs);
+      for (std::int64_t k = 0; k < count; ++k) {
+        slot_of[k] = next[gather ? worker[k] : 0];
+        next[gather ? worker[k] : 0] += int(slot);
+      }
+    }
+    values_.resize(std::size_t(displs.back() + counts.back()));
+    // The samples and coupling rows of this rank's blocks, and x after iterations t-1 and t-2
+    // on those rows.
+    std::vector<Plan> plans(static_cast<std::size_t>(count));  // (this rank's blocks only)
+    storm_.prepare(t);
     for (std::int64_t k = 0; k < count; ++k) {
+      if (worker[k] != rank_) continue;
       Plan& plan = plans[std::size_t(k)];
       const std::int64_t i = sampled[std::size_t(k)];
       if (!full_data) {
         plan.lower = block_sample(kLowerSample, t, i, problem_->lower_samples());
-        // (another rank's block: its upper sample only if its coupling rows need it)
-        if (worker[std::size_t(k)] == rank_ || problem_->coupling_rows_use_upper())
-          plan.upper = block_sample(kUpperSample, t, i, problem_->upper_samples());
+        plan.upper = block_sample(kUpperSample, t, i, problem_->upper_samples());
       }
       if (!problem_->coupling_rows(i, plan.lower, plan.upper, &plan.rows)) {
         plan.rows.resize(std::size_t(x_now_.size()));
         std::iota(plan.rows.begin(), plan.rows.end(), 0);
       }
-      counts[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size());
-    }
-    for (std::size_t r = 1; r < counts.size(); ++r) displs[r] = displs[r - 1] + counts[r - 1];
-    {
-      std::vector<int> next(displs);
-      for (std::int64_t k = 0; k < count; ++k) {
-        Plan& plan = plans[std::size_t(k)];
-        plan.offset = next[gather ? worker[std::size_t(k)] : 0];
-        next[gather ? worker[std::size_t(k)] : 0] += int(2 * plan.rows.size());
-      }
-    }
-    std::vector<double> values(std::size_t(displs.back() + counts.back()));
-    // x after iterations t-1 and t-2 on the rows this rank's blocks read.
-    storm_.prepare(t);
-    for (std::int64_t k = 0; k < count; ++k) {
-      if (worker[std::size_t(k)] != rank_) continue;
-      for (std::int64_t r : plans[std::size_t(k)].rows) {
+      // (a broken problem, not bad input: abort rather than hang the other ranks)
+      if (std::int64_t(plan.rows.size()) > row_cap)
+        throw std::logic_error("bilevel problem " + problem_->name() + ": block " +
+                               std::to_string(i) + " has more coupling rows than " +
+                               "max_coupling_rows() allows");
+      for (std::int64_t r : plan.rows) {
         x_now_[r] = storm_.x_at(r, t - 1);
         x_then_[r] = storm_.x_at(r, t - 2);
       }
     }
     if (profile) times_.rest_this_step += double(std::clock() - plan_start) / CLOCKS_PER_SEC;
-    // Complete the moves before working: a state larger than MPI's eager limit (v1, or v2 with
-    // a large d) goes by rendezvous, which only progresses while both ranks are inside MPI (a
-    // lent state would otherwise arrive after its home rank's own block work).
-    MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
-    requests.clear();
-    for (std::size_t j = 0; j < lent.size(); ++j) {
-      requests.emplace_back();
-      MPI_Irecv(lent_states.data() + j * back, int(back), MPI_DOUBLE, worker[lent[j]],
-                kStateBack, comm_, &requests.back());
+    // This rank's own blocks first, then the guests: a lent state travels while both ranks
+    // work, instead of both waiting for it before any work. A state above MPI's eager limit
+    // (v1, v2 with a large d) goes by rendezvous; with a single-copy transport (Open MPI's
+    // vader uses CMA) the receiver completes it alone, else the test between the lender's
+    // blocks moves it along.
+    for (std::int64_t k = 0; k < count; ++k) {
+      if (worker[k] != rank_ || home(sampled[k]) != rank_) continue;
+      work_block(t, sampled[k], plans[k], &blocks_[sampled[k] - owned_.begin],
+                 values_.data() + slot_of[k], profile ? &work_cpu : nullptr);
+      if (!lent.empty()) {
+        int done = 0;
+        MPI_Testall(int(lent_out.size()), lent_out.data(), &done, MPI_STATUSES_IGNORE);
+      }
     }
+    MPI_Waitall(int(guests_in.size()), guests_in.data(), MPI_STATUSES_IGNORE);
     std::vector<BlockState> guest_blocks(guests.size());
     for (std::size_t j = 0; j < guests.size(); ++j) {
-      unpack_out(guest_states.data() + j * out_max, &guest_blocks[j]);
+      unpack_out(guest_states_.data() + j * out_max, &guest_blocks[j]);
       const std::int64_t k = guests[j];
-      work_block(t, sampled[k], plans[k], &guest_blocks[j], values.data() + plans[k].offset,
+      work_block(t, sampled[k], plans[k], &guest_blocks[j], values_.data() + slot_of[k],
                  profile ? &work_cpu : nullptr);
-      pack_back(guest_blocks[j], guest_states.data() + j * out_max);
-      requests.emplace_back();
-      MPI_Isend(guest_states.data() + j * out_max, int(back), MPI_DOUBLE,
-                home(sampled[guests[j]]), kStateBack, comm_, &requests.back());
+      pack_back(guest_blocks[j], guest_states_.data() + j * out_max);
+      guests_back.emplace_back();
+      MPI_Isend(guest_states_.data() + j * out_max, int(back), MPI_DOUBLE,
+                home(sampled[guests[j]]), kStateBack, comm_, &guests_back.back());
     }
-    for (std::int64_t k = 0; k < count; ++k)
-      if (worker[k] == rank_ && home(sampled[k]) == rank_)
-        work_block(t, sampled[k], plans[k], &blocks_[sampled[k] - owned_.begin],
-                   values.data() + plans[k].offset, profile ? &work_cpu : nullptr);
     if (profile) {
       times_.blocks_done += std::int64_t(guests.size());
       for (std::int64_t k = 0; k < count; ++k)
@@ -510,18 +532,21 @@ class Bsvrb : public Solver {
     PhaseTimer timer(profile, &times_.exchange);
     // Each block has one worker (collective blocks: already everywhere); values are copied.
     if (gather)
-      MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, values.data(), counts.data(),
+      MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, values_.data(), counts.data(),
                      displs.data(), MPI_DOUBLE, comm_);
-    MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+    MPI_Waitall(int(lent_out.size()), lent_out.data(), MPI_STATUSES_IGNORE);
+    MPI_Waitall(int(guests_back.size()), guests_back.data(), MPI_STATUSES_IGNORE);
+    MPI_Waitall(int(lent_back.size()), lent_back.data(), MPI_STATUSES_IGNORE);
     for (std::size_t j = 0; j < lent.size(); ++j)
-      unpack_back(lent_states.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
+      unpack_back(returned_states_.data() + j * back, &blocks_[sampled[lent[j]] - owned_.begin]);
     // Sum the blocks in block order, whoever computed them: the same sums at any rank count.
     CpuTimer sum_cpu(profile, &times_.rest_this_step);
-    for (const Plan& plan : plans) {
-      const double* g_new = values.data() + plan.offset;
-      const double* g_old = g_new + plan.rows.size();
-      for (std::size_t j = 0; j < plan.rows.size(); ++j) {
-        const std::int64_t r = plan.rows[j];
+    for (std::int64_t k = 0; k < count; ++k) {
+      const double* block = values_.data() + slot_of[k];
+      const std::int64_t n = std::int64_t(block[0]);
+      const double *rows = block + 1, *g_new = rows + n, *g_old = g_new + n;
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::int64_t r = std::int64_t(rows[j]);
         g_new_[r] += g_new[j];
         g_old_[r] += g_old[j];
         if (!marked_[std::size_t(r)]) {
@@ -546,8 +571,8 @@ class Bsvrb : public Solver {
     touched_.clear();
   }
 
-  // The MSVR updates of block i with state b on the samples of `plan`; writes its G_new and
-  // G_old on plan.rows to out[0, |rows|) and out[|rows|, 2 |rows|).
+  // The MSVR updates of block i with state b on the samples of `plan`; writes its slot of the
+  // gathered message to `out`: |rows|, the rows, G_new and G_old on them (max_rows).
   void work_block(std::int64_t t, std::int64_t i, const Plan& plan, BlockState* state,
                   double* out, double* cpu_seconds = nullptr) {
     const std::clock_t cpu_start = cpu_seconds ? std::clock() : 0;
@@ -618,9 +643,12 @@ class Bsvrb : public Solver {
     }
     if (b.last == 0) b.last = -1;  // sampled once: MSVR corrections apply from now on
     const Eigen::Index n = Eigen::Index(rows.size());
+    out[0] = double(n);
+    double *out_rows = out + 1, *g_new = out_rows + n, *g_old = g_new + n;
     for (Eigen::Index j = 0; j < n; ++j) {
-      out[j] = fx_new[j] - hxy[j];
-      out[n + j] = fx_old[j] - hxy_old[j];
+      out_rows[j] = double(rows[j]);
+      g_new[j] = fx_new[j] - hxy[j];
+      g_old[j] = fx_old[j] - hxy_old[j];
     }
   }
 
@@ -661,18 +689,13 @@ class Bsvrb : public Solver {
       x();                   // materialized
       double upper = 0.0, lower = 0.0;
       std::vector<Vector> ys;
+      std::vector<double> metrics;
       for (const BlockState& b : blocks_) ys.push_back(b.y);
-      problem_->sum_objectives(x_, owned_.begin, ys, &upper, &lower);
-      if (!collective_) {
-        double sums[2] = {upper, lower};
-        detail::allreduce_sum(comm_, sums, 2);
-        upper = sums[0];
-        lower = sums[1];
-      }
+      problem_->evaluate(x_, owned_.begin, ys, &upper, &lower, &metrics);
       last_.objective = upper / double(m_);
       last_.fields = {lower / double(m_), 0.0};
       if (have_solution_) last_.fields.push_back((x_ - x_star_).norm() / x_star_.norm());
-      for (double value : problem_->metrics(x_, ys)) last_.fields.push_back(value);
+      for (double value : metrics) last_.fields.push_back(value);
     }
     StepReport report = last_;
     report.fields[1] = storm_.z_norm();
@@ -733,6 +756,8 @@ class Bsvrb : public Solver {
   StepReport last_;
   PhaseTimes times_;
   Vector g_new_, g_old_;               // the averaged G at the new and old points
+  std::vector<double> values_;         // the gathered message (max_rows; kept, not reallocated)
+  std::vector<double> guest_states_, lent_states_, returned_states_;  // block states moved
   std::vector<Eigen::Index> touched_;  // where g_new_, g_old_ may be nonzero (unique)
   std::vector<char> marked_;           // marked_[r]: r is in touched_
 };

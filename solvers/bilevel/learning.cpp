@@ -496,7 +496,9 @@ class MultiBlockProblem : public BlockProblem {
   }
   // x weighs the training samples: the upper terms do not depend on x, and d2g_i/dxdy v is
   // nonzero only on the sampled training rows.
-  bool coupling_rows_use_upper() const override { return false; }
+  std::int64_t max_coupling_rows(std::int64_t lower_count, std::int64_t) const override {
+    return std::min(lower_count, upper_dim());
+  }
   bool coupling_rows(std::int64_t, const Sample& lower, const Sample&,
                      std::vector<std::int64_t>* rows) const override {
     if (lower.full) return false;
@@ -510,20 +512,33 @@ class MultiBlockProblem : public BlockProblem {
                       double* upper, double* lower) const override {
     *upper = *lower = 0.0;
     if (ys.empty()) return;
-    const Matrix Y = stack(ys);
-    const Matrix T_train = train_ * Y, T_val = val_ * Y;
-    Vector w(train_.rows());
-    for (Eigen::Index r = 0; r < w.size(); ++r) w[r] = sigmoid(x[r]) / double(train_.rows());
-    for (std::size_t k = 0; k < ys.size(); ++k) {
-      const double sigma = temperature_[first + std::int64_t(k)];
-      double up = 0.0, low = 0.0;
-      for (Eigen::Index r = 0; r < T_val.rows(); ++r)
-        up += softplus_neg(b_val_[r] * T_val(r, Eigen::Index(k)) / sigma);
-      for (Eigen::Index r = 0; r < T_train.rows(); ++r)
-        low += w[r] * softplus_neg(b_train_[r] * T_train(r, Eigen::Index(k)) / sigma);
-      *upper += up / double(std::max<Eigen::Index>(val_.rows(), 1));
-      *lower += low + 0.5 * lambda_ * ys[k].squaredNorm();
-    }
+    partial_sums(x, first, stack(ys), {train_.rows(), 0, train_.rows()},
+                 {val_.rows(), 0, val_.rows()}, ys, 0, upper, lower, nullptr);
+  }
+  // The data rows split over the ranks and every block on each: one product of this rank's
+  // rows with all m blocks' y (gathered: m d values), and one validation product for the
+  // objectives and the accuracy. Split by blocks (sum_objectives and metrics on each rank's
+  // own), every rank read all the data and packed it for its products (w8a: 0.208 s at 1
+  // rank, 0.114 s at 2; now 0.180 s and 0.092 s).
+  void evaluate(const Vector& x, std::int64_t first, const std::vector<Vector>& ys,
+                double* upper, double* lower, std::vector<double>* metrics) const override {
+    int rank = 0;
+    MPI_Comm_rank(comm_, &rank);
+    const Eigen::Index d = train_.cols(), mine = Eigen::Index(ys.size());
+    Vector local(d * mine);
+    for (Eigen::Index k = 0; k < mine; ++k) local.segment(k * d, d) = ys[std::size_t(k)];
+    const RankPieces pieces = RankPieces::of(comm_, int(d * mine));
+    Matrix Y(d, pieces.total / d);
+    pieces.allgather(comm_, local.data(), Y.data());
+    const Eigen::Index own_column = pieces.offsets[rank] / d;  // this rank's first block in Y
+    double sums[3] = {0.0, 0.0, 0.0};  // upper, lower, correct validation predictions
+    partial_sums(x, first - own_column, Y, Partition::block(train_.rows(), comm_),
+                 Partition::block(val_.rows(), comm_), ys, own_column, &sums[0], &sums[1],
+                 &sums[2]);
+    detail::allreduce_sum(comm_, sums, 3);
+    *upper = sums[0];
+    *lower = sums[1];
+    *metrics = {sums[2] / (double(m_) * double(std::max<Eigen::Index>(val_.rows(), 1)))};
   }
   std::vector<std::string> metric_names() const override { return {"val_accuracy"}; }
   // Mean over blocks of the validation accuracy.
@@ -545,6 +560,34 @@ class MultiBlockProblem : public BlockProblem {
     for (std::size_t k = 0; k < sample.rows.size(); ++k)
       count += k == 0 || sample.rows[k] != sample.rows[k - 1];
     return count;
+  }
+  // Sums over the blocks first, first + 1, ... (Y's columns) on the training rows `train` and
+  // the validation rows `val`: the upper terms (each block's mean over all validation rows),
+  // the weighted lower terms plus, for the blocks in `own` (from Y's column own_column on),
+  // their L2 terms, and the correct validation predictions (when `correct` is not null).
+  void partial_sums(const Vector& x, std::int64_t first, const Matrix& Y, const Partition& train,
+                    const Partition& val, const std::vector<Vector>& own, Eigen::Index own_column,
+                    double* upper, double* lower, double* correct) const {
+    const Matrix T_train = train_.middleRows(train.begin, train.count()) * Y;
+    const Matrix T_val = val_.middleRows(val.begin, val.count()) * Y;
+    Vector w(train.count());
+    for (Eigen::Index r = 0; r < w.size(); ++r)
+      w[r] = sigmoid(x[train.begin + r]) / double(train_.rows());
+    for (Eigen::Index k = 0; k < Y.cols(); ++k) {
+      const double sigma = temperature_[first + k];
+      double up = 0.0, low = 0.0;
+      for (Eigen::Index r = 0; r < T_val.rows(); ++r)
+        up += softplus_neg(b_val_[val.begin + r] * T_val(r, k) / sigma);
+      for (Eigen::Index r = 0; r < T_train.rows(); ++r)
+        low += w[r] * softplus_neg(b_train_[train.begin + r] * T_train(r, k) / sigma);
+      *upper += up / double(std::max<Eigen::Index>(val_.rows(), 1));
+      const Eigen::Index j = k - own_column;
+      const bool owned = j >= 0 && j < Eigen::Index(own.size());
+      *lower += low + (owned ? 0.5 * lambda_ * own[std::size_t(j)].squaredNorm() : 0.0);
+      if (correct)
+        for (Eigen::Index r = 0; r < T_val.rows(); ++r)
+          *correct += (T_val(r, k) >= 0) == (b_val_[val.begin + r] > 0);
+    }
   }
   static Matrix stack(const std::vector<Vector>& ys) {
     Matrix Y(ys.front().size(), Eigen::Index(ys.size()));

@@ -73,6 +73,17 @@ void BlockProblem::sum_objectives(const Vector& x, std::int64_t first,
     *lower += lower_block(first + std::int64_t(k), x, ys[k], nullptr, nullptr);
   }
 }
+void BlockProblem::evaluate(const Vector& x, std::int64_t first, const std::vector<Vector>& ys,
+                            double* upper, double* lower, std::vector<double>* values) const {
+  sum_objectives(x, first, ys, upper, lower);
+  if (!collective_blocks()) {
+    double sums[2] = {*upper, *lower};
+    detail::allreduce_sum(comm(), sums, 2);
+    *upper = sums[0];
+    *lower = sums[1];
+  }
+  *values = metrics(x, ys);
+}
 namespace {
 Vector pick(const Vector& full, const std::vector<std::int64_t>& rows) {
   Vector out(Eigen::Index(rows.size()));
@@ -100,6 +111,9 @@ void BlockProblem::lower_block_hvp_rows(std::int64_t i, const Vector& x, const V
 bool BlockProblem::coupling_rows(std::int64_t, const Sample&, const Sample&,
                                  std::vector<std::int64_t>*) const {
   return false;
+}
+std::int64_t BlockProblem::max_coupling_rows(std::int64_t, std::int64_t) const {
+  return upper_dim();
 }
 
 Vector solve_lower(const Problem& problem, const Vector& x, Vector y, double tol,

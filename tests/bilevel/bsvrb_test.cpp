@@ -218,6 +218,39 @@ TEST(Multiblock, BatchedObjectivesAndCouplingRowsMatchBlockEvaluations) {
   EXPECT_GT(hxy_rows.cwiseAbs().maxCoeff(), 0.0);
 }
 
+// A history row's evaluation with the data rows split over the ranks (each rank passing its
+// own blocks) gives the objectives summed over all blocks and the validation accuracy of the
+// block-by-block evaluations on one rank.
+TEST(Multiblock, DistributedEvaluationMatchesBlockEvaluations) {
+  const std::int64_t m = 5;
+  auto distributed = logistic_blocks(MPI_COMM_WORLD, m);
+  auto single = logistic_blocks(MPI_COMM_SELF, m);
+  const std::int64_t d = single->block_dim(), n = single->upper_dim();
+  Random random(6, "test.y", 0);
+  Vector x(n);
+  for (auto& v : x) v = random.normal();
+  std::vector<Vector> ys(m, Vector(d));
+  for (auto& y : ys)
+    for (auto& v : y) v = random.normal();
+  double upper_ref = 0, lower_ref = 0;
+  for (std::int64_t i = 0; i < m; ++i) {
+    upper_ref += single->upper_block(i, x, ys[i], nullptr, nullptr);
+    lower_ref += single->lower_block(i, x, ys[i], nullptr, nullptr);
+  }
+  const std::vector<double> metrics_ref = single->metrics(x, ys);
+  const Partition owned = Partition::block(m, MPI_COMM_WORLD);
+  const std::vector<Vector> mine(ys.begin() + owned.begin, ys.begin() + owned.end);
+  double upper = 0, lower = 0;
+  std::vector<double> metrics;
+  distributed->evaluate(x, owned.begin, mine, &upper, &lower, &metrics);
+  EXPECT_NEAR(upper, upper_ref, 1e-12 * std::abs(upper_ref));
+  EXPECT_NEAR(lower, lower_ref, 1e-12 * std::abs(lower_ref));
+  ASSERT_EQ(metrics.size(), 1u);
+  EXPECT_EQ(metrics[0], metrics_ref[0]);
+  EXPECT_GT(metrics[0], 0.0);
+  EXPECT_LT(metrics[0], 1.0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Bilevel, BsvrbMethods, ::testing::Values("bsvrb1", "bsvrb2"));
 
 }  // namespace
